@@ -1,0 +1,117 @@
+// Every failure refresh-guard reports is one of these classes. Each carries a stable `code`,
+// the provider and path it concerns, and a `cause`; none ever carries a token.
+
+export const ERR_LOCK_TIMEOUT = "REFRESH_GUARD_LOCK_TIMEOUT";
+export const ERR_LOCK_COMPROMISED = "REFRESH_GUARD_LOCK_COMPROMISED";
+export const ERR_UNSAFE_DIR = "REFRESH_GUARD_UNSAFE_DIR";
+export const ERR_CONFIG = "REFRESH_GUARD_CONFIG";
+export const ERR_RELOGIN_REQUIRED = "REFRESH_GUARD_RELOGIN_REQUIRED";
+export const ERR_JOURNAL_CORRUPT = "REFRESH_GUARD_JOURNAL_CORRUPT";
+export const ERR_ENDPOINT = "REFRESH_GUARD_ENDPOINT";
+export const ERR_CHAIN = "REFRESH_GUARD_CHAIN";
+
+export function loginCommand(provider: string): string {
+  return `openclaw models auth login --provider ${provider}`;
+}
+
+export interface ErrorContext {
+  provider?: string;
+  path?: string;
+  cause?: unknown;
+}
+
+export class RefreshGuardError extends Error {
+  readonly code: string;
+  readonly provider?: string;
+  readonly path?: string;
+
+  constructor(code: string, message: string, context: ErrorContext = {}) {
+    super(message, context.cause === undefined ? undefined : { cause: context.cause });
+    this.name = new.target.name;
+    this.code = code;
+    if (context.provider !== undefined) this.provider = context.provider;
+    if (context.path !== undefined) this.path = context.path;
+  }
+}
+
+/** Waiting for the cross-process lock took longer than `lockWaitMs`; nothing was redeemed. */
+export class LockTimeoutError extends RefreshGuardError {
+  constructor(lockPath: string, waitedMs: number, context: ErrorContext = {}) {
+    super(
+      ERR_LOCK_TIMEOUT,
+      `refresh-guard: waited ${waitedMs} ms for the refresh lock ${lockPath} and gave up without ` +
+        `redeeming (fail closed). Another process holds it; if none is running, remove that directory. ` +
+        `Raise plugins.entries["refresh-guard"].config.lock.waitTimeoutMs if your token endpoint is slow.`,
+      { ...context, path: lockPath },
+    );
+  }
+}
+
+/** The lock was taken over (stale) while this process held it; it stepped back. */
+export class LockCompromisedError extends RefreshGuardError {
+  constructor(lockPath: string, context: ErrorContext = {}) {
+    super(
+      ERR_LOCK_COMPROMISED,
+      `refresh-guard: the refresh lock ${lockPath} was taken over by another process while this one ` +
+        `held it (its heartbeat was late); this process stepped back without writing.`,
+      { ...context, path: lockPath },
+    );
+  }
+}
+
+/** The guard directory (or one below it) is not safe to use. */
+export class UnsafeDirectoryError extends RefreshGuardError {
+  constructor(dir: string, reason: string, fix: string, context: ErrorContext = {}) {
+    super(ERR_UNSAFE_DIR, `refresh-guard: refusing to use ${dir}: ${reason}. ${fix}`, { ...context, path: dir });
+  }
+}
+
+/** The plugin's configuration is invalid; `configPath` names the offending key. */
+export class ConfigError extends RefreshGuardError {
+  readonly configPath: string;
+  constructor(configPath: string, problem: string) {
+    super(ERR_CONFIG, `refresh-guard: invalid config at ${configPath}: ${problem}`);
+    this.configPath = configPath;
+  }
+}
+
+/** The refresh token was spent and no successor is known anywhere: the user must log in again. */
+export class ReloginRequiredError extends RefreshGuardError {
+  readonly endpointCode: string;
+  constructor(provider: string, endpointCode: string, detail: string, context: ErrorContext = {}) {
+    super(
+      ERR_RELOGIN_REQUIRED,
+      `refresh-guard: the ${provider} refresh token was rejected (${endpointCode}) and no process, ` +
+        `journal entry or sibling credential holds its successor; ${detail} ` +
+        `Log in again: ${loginCommand(provider)}`,
+      { ...context, provider },
+    );
+    this.endpointCode = endpointCode;
+  }
+}
+
+/** A journal entry could not be read (truncated, unknown version, wrong key); it was moved aside. */
+export class JournalCorruptError extends RefreshGuardError {
+  constructor(file: string, reason: string, context: ErrorContext = {}) {
+    super(ERR_JOURNAL_CORRUPT, `refresh-guard: journal entry ${file} is unreadable (${reason}); moved aside`, {
+      ...context,
+      path: file,
+    });
+  }
+}
+
+/** The token endpoint failed in a way that is not an OAuth error body (timeout, reset, bad JSON). */
+export class EndpointError extends RefreshGuardError {
+  readonly status?: number;
+  constructor(message: string, status?: number, context: ErrorContext = {}) {
+    super(ERR_ENDPOINT, `refresh-guard: ${message}`, context);
+    if (status !== undefined) this.status = status;
+  }
+}
+
+/** A redemption chain was longer than the bound or looped. */
+export class ChainError extends RefreshGuardError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super(ERR_CHAIN, `refresh-guard: ${message}`, context);
+  }
+}

@@ -1,0 +1,109 @@
+// Hooks a process's global fetch: a POST carrying a refresh-token grant to a guarded token URL goes
+// through its RefreshGuard; every other request passes through untouched, with one method check
+// and, for POSTs only, one URL lookup. Installing twice updates the routes, never wraps twice.
+import type { RefreshGuard } from "./refresh-guard.ts";
+import { parseTokenRequest } from "./token-endpoint.ts";
+
+const STATE = Symbol.for("openclaw-refresh-guard.fetch-interceptor");
+
+type Fetch = typeof globalThis.fetch;
+
+interface InterceptorState {
+  original: Fetch;
+  wrapper: Fetch;
+  routes: Map<string, RefreshGuard>;
+}
+
+interface FetchHost {
+  fetch: Fetch;
+  [STATE]?: InterceptorState;
+}
+
+export interface InstalledInterceptor {
+  /** The token URLs currently guarded. */
+  readonly urls: readonly string[];
+  uninstall(): void;
+}
+
+/** Routes POSTs to each URL in `routes` through its guard. Idempotent per `host` (default globalThis). */
+export function installFetchInterceptor(
+  routes: ReadonlyMap<string, RefreshGuard>,
+  host: FetchHost = globalThis as unknown as FetchHost,
+): InstalledInterceptor {
+  let state = host[STATE];
+  if (state === undefined || host.fetch !== state.wrapper) {
+    const original = host.fetch;
+    const table = new Map<string, RefreshGuard>();
+    const wrapper = createWrapper(original, table);
+    state = { original, wrapper, routes: table };
+    host[STATE] = state;
+    host.fetch = wrapper;
+  }
+  state.routes.clear();
+  for (const [url, guard] of routes) state.routes.set(normalizeUrl(url), guard);
+  const installed = state;
+  return {
+    get urls() {
+      return [...installed.routes.keys()];
+    },
+    uninstall() {
+      if (host.fetch === installed.wrapper) host.fetch = installed.original;
+      if (host[STATE] === installed) delete host[STATE];
+    },
+  };
+}
+
+/** True when `host`'s fetch is our wrapper (the hook is attached). */
+export function interceptorAttached(host: FetchHost = globalThis as unknown as FetchHost): boolean {
+  const state = host[STATE];
+  return state !== undefined && host.fetch === state.wrapper;
+}
+
+function createWrapper(original: Fetch, routes: Map<string, RefreshGuard>): Fetch {
+  const wrapper = function refreshGuardFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    const method = init?.method ?? (input instanceof Request ? input.method : "GET");
+    if (method !== "POST" && method.toUpperCase() !== "POST") return original(input, init);
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    const guard = routes.get(normalizeUrl(url));
+    if (guard === undefined) return original(input, init);
+    return guarded(original, guard, url, input, init);
+  };
+  return wrapper as Fetch;
+}
+
+async function guarded(
+  original: Fetch,
+  guard: RefreshGuard,
+  url: string,
+  input: RequestInfo | URL,
+  init: RequestInit | undefined,
+): Promise<Response> {
+  const request = input instanceof Request ? input : null;
+  const headers = new Headers(request?.headers);
+  if (init?.headers) new Headers(init.headers).forEach((value, name) => headers.set(name, value));
+  const body = await readBody(init?.body ?? null, request);
+  if (body === null) return original(input, init);
+  const tokenRequest = parseTokenRequest(body, headers.get("content-type"));
+  if (tokenRequest === null) return original(input, init);
+  headers.delete("content-length");
+  const redeem = (refreshToken: string, signal: AbortSignal) =>
+    original(url, { method: "POST", headers, body: tokenRequest.withRefreshToken(refreshToken), signal, redirect: init?.redirect ?? "follow" });
+  return guard.refresh(tokenRequest.refreshToken, redeem, { signal: init?.signal ?? request?.signal ?? null });
+}
+
+/** The request body as text, or null when it is a stream or form data we should not consume. */
+async function readBody(body: BodyInit | null, request: Request | null): Promise<string | null> {
+  if (body === null) return request ? request.clone().text() : null;
+  if (typeof body === "string") return body;
+  if (body instanceof URLSearchParams) return body.toString();
+  if (body instanceof ArrayBuffer) return Buffer.from(body).toString("utf8");
+  if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
+  if (body instanceof Blob) return body.text();
+  return null;
+}
+
+function normalizeUrl(url: string): string {
+  const end = url.search(/[?#]/);
+  const bare = end === -1 ? url : url.slice(0, end);
+  return bare.endsWith("/") ? bare.slice(0, -1) : bare;
+}

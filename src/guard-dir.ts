@@ -1,0 +1,60 @@
+// The guard directory holds locks and the journal. It must be ours, private, and a real directory:
+// a symlink, another user's directory, or a group/world-writable one is refused with a fix.
+import { constants, promises as fsp } from "node:fs";
+
+import { UnsafeDirectoryError } from "./errors.ts";
+
+export const DIR_MODE = 0o700;
+export const FILE_MODE = 0o600;
+/** Flags for creating a private file that must not exist and must not be a symlink. */
+export const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW;
+export const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
+
+function currentUid(): number | undefined {
+  return typeof process.getuid === "function" ? process.getuid() : undefined;
+}
+
+/** Creates `dir` (0700) if missing, then checks it is safe; throws UnsafeDirectoryError if not. */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  let stat = await lstatOrNull(dir);
+  if (stat === null) {
+    await fsp.mkdir(dir, { recursive: true, mode: DIR_MODE });
+    // mkdir's mode is filtered by the umask; set it exactly.
+    await fsp.chmod(dir, DIR_MODE);
+    stat = await fsp.lstat(dir);
+  }
+  if (stat.isSymbolicLink()) {
+    throw new UnsafeDirectoryError(
+      dir,
+      "it is a symbolic link, which another user could point elsewhere",
+      `Replace it with a real directory (rm ${dir} && mkdir -m 700 ${dir}) or set guardDir to one.`,
+    );
+  }
+  if (!stat.isDirectory()) {
+    throw new UnsafeDirectoryError(dir, "it is not a directory", `Move it away or set guardDir to a directory.`);
+  }
+  const uid = currentUid();
+  if (uid !== undefined && stat.uid !== uid) {
+    throw new UnsafeDirectoryError(
+      dir,
+      `it is owned by uid ${stat.uid}, not by this process (uid ${uid})`,
+      `Run as its owner, or chown ${uid} ${dir}, or set guardDir to a directory you own.`,
+    );
+  }
+  if ((stat.mode & 0o022) !== 0) {
+    throw new UnsafeDirectoryError(
+      dir,
+      `it is writable by group or others (mode ${(stat.mode & 0o777).toString(8)})`,
+      `Fix it with: chmod 700 ${dir}`,
+    );
+  }
+}
+
+export async function lstatOrNull(path: string) {
+  try {
+    return await fsp.lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+}

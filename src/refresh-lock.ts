@@ -1,0 +1,172 @@
+// One cross-process lock per coordination key (proper-lockfile: an atomic mkdir whose mtime the
+// holder refreshes as a heartbeat; a lock whose mtime is older than `staleMs` belongs to a dead or
+// frozen holder and is taken over). This module only tries once; the caller decides how to wait.
+import { randomBytes } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import { join } from "node:path";
+import lockfile from "proper-lockfile";
+
+import { LockCompromisedError } from "./errors.ts";
+import { CREATE_FLAGS, FILE_MODE, lstatOrNull } from "./guard-dir.ts";
+
+export interface LockTiming {
+  /** A lock not refreshed for this long is stale and may be taken over (≥ 2000, proper-lockfile's floor). */
+  staleMs: number;
+  /** Heartbeat period (≥ 1000 and ≤ staleMs / 2, proper-lockfile's bounds). */
+  updateMs: number;
+}
+
+export interface HeldLock {
+  readonly key: string;
+  readonly path: string;
+  /** True once the heartbeat found that another process took the lock over. */
+  readonly compromised: boolean;
+  /** Throws LockCompromisedError unless this process still holds the very lock it took. */
+  assertHeld(): Promise<void>;
+  release(): Promise<void>;
+}
+
+export interface LockHolder {
+  key: string;
+  pid?: number;
+  ageMs: number;
+}
+
+export interface LockEvents {
+  onCompromised?(key: string, path: string): void;
+  onClockSkew?(key: string, path: string, aheadMs: number): void;
+}
+
+export class RefreshLocks {
+  readonly dir: string;
+  private readonly timing: LockTiming;
+  private readonly events: LockEvents;
+  private readonly now: () => number;
+
+  constructor(dir: string, timing: LockTiming, events: LockEvents = {}, now: () => number = Date.now) {
+    this.dir = dir;
+    this.timing = timing;
+    this.events = events;
+    this.now = now;
+  }
+
+  lockPath(key: string): string {
+    return join(this.dir, `${key}.lock`);
+  }
+
+  /** Names a waiter watches in `dir` to learn that the lock for `key` was released. */
+  lockName(key: string): string {
+    return `${key}.lock`;
+  }
+
+  /** Takes the lock for `key` if it is free or stale; null while a live holder has it. */
+  async tryAcquire(key: string): Promise<HeldLock | null> {
+    const path = this.lockPath(key);
+    let compromised = false;
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(join(this.dir, key), {
+        lockfilePath: path,
+        realpath: false,
+        retries: 0,
+        stale: this.timing.staleMs,
+        update: this.timing.updateMs,
+        onCompromised: () => {
+          // proper-lockfile's default throws from a timer and would kill the host process.
+          compromised = true;
+          this.events.onCompromised?.(key, path);
+        },
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ELOCKED") {
+        await this.breakFutureLock(key, path);
+        return null;
+      }
+      throw error;
+    }
+    const stat = await fsp.stat(path);
+    const ino = stat.ino;
+    const ownerPath = join(this.dir, `${key}.owner`);
+    await writeOwner(ownerPath, { pid: process.pid, since: this.now() });
+    let released = false;
+    return {
+      key,
+      path,
+      get compromised() {
+        return compromised;
+      },
+      assertHeld: async () => {
+        const current = await lstatOrNull(path);
+        if (compromised || current === null || current.ino !== ino) {
+          compromised = true;
+          throw new LockCompromisedError(path);
+        }
+      },
+      release: async () => {
+        if (released) return;
+        released = true;
+        if (!compromised) await fsp.rm(ownerPath, { force: true });
+        try {
+          await release();
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          // Already released or taken over: nothing of ours to remove.
+          if (code !== "ERELEASED" && code !== "ENOTACQUIRED" && code !== "ENOENT") throw error;
+        }
+      },
+    };
+  }
+
+  /**
+   * A lock whose mtime lies more than `staleMs` in the future was written by a clock that is
+   * wrong (or a copied volume); proper-lockfile would never see it go stale. Remove it so the
+   * next try can take over, and report it.
+   */
+  private async breakFutureLock(key: string, path: string): Promise<void> {
+    const stat = await lstatOrNull(path);
+    if (stat === null) return;
+    const aheadMs = stat.mtimeMs - this.now();
+    if (aheadMs <= this.timing.staleMs) return;
+    this.events.onClockSkew?.(key, path, Math.round(aheadMs));
+    await fsp.rm(join(this.dir, `${key}.owner`), { force: true });
+    await fsp.rmdir(path).catch(() => undefined);
+  }
+
+  /** Current lock directories, with the holder's pid where it recorded one. */
+  async holders(): Promise<LockHolder[]> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.dir);
+    } catch {
+      return [];
+    }
+    const holders: LockHolder[] = [];
+    for (const name of names) {
+      if (!name.endsWith(".lock")) continue;
+      const key = name.slice(0, -".lock".length);
+      const stat = await lstatOrNull(join(this.dir, name));
+      if (stat === null) continue;
+      const holder: LockHolder = { key, ageMs: Math.max(0, Math.round(this.now() - stat.birthtimeMs)) };
+      try {
+        const owner: unknown = JSON.parse(await fsp.readFile(join(this.dir, `${key}.owner`), "utf8"));
+        const pid = (owner as { pid?: unknown }).pid;
+        if (typeof pid === "number") holder.pid = pid;
+      } catch {
+        // No owner record (crashed between mkdir and write): age alone.
+      }
+      holders.push(holder);
+    }
+    return holders;
+  }
+}
+
+async function writeOwner(path: string, owner: { pid: number; since: number }): Promise<void> {
+  const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+  const handle = await fsp.open(tmp, CREATE_FLAGS, FILE_MODE);
+  try {
+    await handle.writeFile(JSON.stringify(owner));
+  } finally {
+    await handle.close();
+  }
+  await fsp.rename(tmp, path);
+}

@@ -1,0 +1,154 @@
+// The OAuth token endpoint's wire format: refresh requests (form or JSON), success responses,
+// error codes, and the JWT claims refresh-guard reads (account id, expiry). No I/O here.
+
+export const OPENAI_TOKEN_URL = "https://auth.openai.com/oauth/token";
+export const ACCOUNT_CLAIM = "https://api.openai.com/auth";
+
+export const REUSED = "refresh_token_reused";
+export const INVALIDATED = "refresh_token_invalidated";
+export const EXPIRED = "refresh_token_expired";
+
+/** What a redemption produced: the successor credential and the response's other fields. */
+export interface TokenSet {
+  accessToken: string;
+  refreshToken: string;
+  idToken?: string;
+  /** Absolute expiry of the access token, ms since epoch. */
+  expiresAt: number;
+  accountId?: string;
+  /** Other fields of the endpoint's JSON (token_type, scope, …), replayed as they were. */
+  extra: Record<string, unknown>;
+}
+
+export interface TokenRequest {
+  refreshToken: string;
+  format: "form" | "json";
+  /** The same request body with another refresh token in it. */
+  withRefreshToken(refreshToken: string): string;
+}
+
+/** Reads a refresh-token grant from a request body; null for anything else (passed through). */
+export function parseTokenRequest(body: string, contentType: string | null): TokenRequest | null {
+  const trimmed = body.trimStart();
+  const looksJson = (contentType ?? "").includes("json") || trimmed.startsWith("{");
+  if (looksJson) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return null;
+    }
+    if (!isRecord(parsed) || parsed.grant_type !== "refresh_token" || typeof parsed.refresh_token !== "string") {
+      return null;
+    }
+    const fields = parsed;
+    return {
+      refreshToken: parsed.refresh_token,
+      format: "json",
+      withRefreshToken: (token) => JSON.stringify({ ...fields, refresh_token: token }),
+    };
+  }
+  const params = new URLSearchParams(body);
+  const refreshToken = params.get("refresh_token");
+  if (params.get("grant_type") !== "refresh_token" || !refreshToken) return null;
+  return {
+    refreshToken,
+    format: "form",
+    withRefreshToken: (token) => {
+      const next = new URLSearchParams(body);
+      next.set("refresh_token", token);
+      return next.toString();
+    },
+  };
+}
+
+/** A complete success has an access token, a refresh token and a known expiry; anything less is null. */
+export function parseTokenResponse(json: unknown, now: number): TokenSet | null {
+  if (!isRecord(json)) return null;
+  const { access_token, refresh_token, id_token, expires_in, ...extra } = json;
+  if (typeof access_token !== "string" || access_token === "") return null;
+  if (typeof refresh_token !== "string" || refresh_token === "") return null;
+  let expiresAt: number | undefined;
+  if (typeof expires_in === "number" && Number.isFinite(expires_in) && expires_in >= 0) {
+    expiresAt = now + expires_in * 1000;
+  } else {
+    expiresAt = jwtExpiry(access_token);
+  }
+  if (expiresAt === undefined) return null;
+  const set: TokenSet = { accessToken: access_token, refreshToken: refresh_token, expiresAt, extra };
+  if (typeof id_token === "string") set.idToken = id_token;
+  const accountId = jwtAccountId(access_token);
+  if (accountId !== undefined) set.accountId = accountId;
+  return set;
+}
+
+/** The JSON body a host expects from the endpoint, with expires_in counted from `now`. */
+export function tokenResponseBody(set: TokenSet, now: number): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    ...set.extra,
+    access_token: set.accessToken,
+    refresh_token: set.refreshToken,
+    expires_in: Math.max(0, Math.floor((set.expiresAt - now) / 1000)),
+  };
+  if (set.idToken !== undefined) body.id_token = set.idToken;
+  return body;
+}
+
+export function tokenResponse(set: TokenSet, now: number): Response {
+  return new Response(JSON.stringify(tokenResponseBody(set, now)), {
+    status: 200,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+/** The OAuth error code of an error body: `error.code`, else `error` when a string, else `code`. */
+export function readErrorCode(bodyText: string): string | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(bodyText);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(json)) return undefined;
+  const { error, code } = json;
+  if (isRecord(error) && typeof error.code === "string") return error.code;
+  if (typeof error === "string") return error;
+  if (typeof code === "string") return code;
+  return undefined;
+}
+
+export function reusedBody(): string {
+  return JSON.stringify({
+    error: {
+      message: "Your refresh token has already been used to generate a new access token. Please try signing in again.",
+      type: "invalid_request_error",
+      param: null,
+      code: REUSED,
+    },
+  });
+}
+
+function jwtClaims(jwt: string): Record<string, unknown> | undefined {
+  const part = jwt.split(".")[1];
+  if (part === undefined) return undefined;
+  try {
+    const claims: unknown = JSON.parse(Buffer.from(part, "base64url").toString("utf8"));
+    return isRecord(claims) ? claims : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function jwtAccountId(jwt: string): string | undefined {
+  const auth = jwtClaims(jwt)?.[ACCOUNT_CLAIM];
+  return isRecord(auth) && typeof auth.chatgpt_account_id === "string" ? auth.chatgpt_account_id : undefined;
+}
+
+export function jwtExpiry(jwt: string): number | undefined {
+  const exp = jwtClaims(jwt)?.exp;
+  return typeof exp === "number" && Number.isFinite(exp) ? exp * 1000 : undefined;
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

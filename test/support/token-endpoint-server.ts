@@ -1,0 +1,290 @@
+// A stand-in for OpenAI's OAuth token endpoint that follows its rotation rules: every refresh
+// token redeems exactly once; presenting it again answers 401 `refresh_token_reused` (the exact
+// body OpenAI sends); an unknown or revoked token answers 401 `refresh_token_invalidated`.
+// Options: latency, access-token lifetime, family revocation (a reuse also revokes every
+// descendant, as some reports say OpenAI does), injected faults, and counters. Used by the tests,
+// the demo and the benchmark, over real HTTP or HTTPS on loopback.
+import { randomBytes } from "node:crypto";
+import { type IncomingMessage, type Server, type ServerResponse, createServer as createHttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+
+export const TOKEN_PATH = "/oauth/token";
+export const ACCOUNT_CLAIM = "https://api.openai.com/auth";
+
+export const REUSED_BODY = JSON.stringify({
+  error: {
+    message: "Your refresh token has already been used to generate a new access token. Please try signing in again.",
+    type: "invalid_request_error",
+    param: null,
+    code: "refresh_token_reused",
+  },
+});
+
+export const INVALIDATED_BODY = JSON.stringify({
+  error: {
+    message: "Your session has ended. Please log in again.",
+    type: "invalid_request_error",
+    param: null,
+    code: "refresh_token_invalidated",
+  },
+});
+
+/** What the next token request gets instead of a normal answer (the token is not consumed). */
+export type Fault =
+  | "hang" // never answers
+  | "500" // 500 with a JSON error body
+  | "503" // 503 with an HTML body
+  | "reset" // closes the connection without a response
+  | "invalid-json" // 200 with a body that is not JSON
+  | "no-refresh-token"; // 200 with an access token but no refresh_token
+
+export interface StandInOptions {
+  /** Delay before each token answer, ms. Default 0. */
+  latencyMs?: number;
+  /** expires_in of issued access tokens, seconds. Default 3600. */
+  accessLifetimeSec?: number;
+  /** A reuse also revokes the reused token's newest descendants. Default false. */
+  familyRevocation?: boolean;
+  /** TLS key and certificate: serve HTTPS instead of HTTP. */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  host?: string;
+  port?: number;
+  /** Extra routes (e.g. the host's model endpoint); return true when handled. */
+  route?: (req: IncomingMessage, res: ServerResponse, body: string) => boolean;
+  now?: () => number;
+}
+
+export interface Credential {
+  access: string;
+  refresh: string;
+  idToken: string;
+  /** ms since epoch */
+  expires: number;
+  accountId: string;
+}
+
+export interface Counters {
+  requests: number;
+  redemptions: number;
+  reuses: number;
+  invalid: number;
+  faults: number;
+}
+
+interface RefreshRecord {
+  accountId: string;
+  state: "live" | "spent" | "revoked";
+  child?: string;
+}
+
+export class StandInEndpoint {
+  readonly options: StandInOptions;
+  readonly counters: Counters = { requests: 0, redemptions: 0, reuses: 0, invalid: 0, faults: 0 };
+  private readonly refreshes = new Map<string, RefreshRecord>();
+  private readonly accesses = new Map<string, { expires: number; refresh: string }>();
+  private readonly faults: Fault[] = [];
+  private readonly sockets = new Set<Socket>();
+  private server: Server | null = null;
+  url = "";
+  port = 0;
+
+  constructor(options: StandInOptions = {}) {
+    this.options = options;
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  async start(): Promise<this> {
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    const server = this.options.tls ? createHttpsServer(this.options.tls, handler) : createHttpServer(handler);
+    server.keepAliveTimeout = 1000;
+    server.on("connection", (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.on("close", () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.options.port ?? 0, this.options.host ?? "127.0.0.1", () => resolve());
+    });
+    this.server = server;
+    const address = server.address() as AddressInfo;
+    this.port = address.port;
+    this.url = `${this.options.tls ? "https" : "http"}://${address.address}:${address.port}${TOKEN_PATH}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server = null;
+  }
+
+  /** Mints a fresh login for `accountId` (as `openclaw models auth login` would obtain). */
+  issue(accountId = "acct-test", lifetimeSec = this.options.accessLifetimeSec ?? 3600): Credential {
+    const refresh = `rt_${randomBytes(24).toString("base64url")}`;
+    this.refreshes.set(refresh, { accountId, state: "live" });
+    return this.mint(accountId, refresh, lifetimeSec);
+  }
+
+  /** Makes an issued access token count as expired (the server still honours its refresh token). */
+  expire(credential: Credential): Credential {
+    const record = this.accesses.get(credential.access);
+    if (record) record.expires = this.now() - 1;
+    return { ...credential, expires: this.now() - 60_000 };
+  }
+
+  /** The next `count` token requests get `fault` instead of an answer. */
+  inject(fault: Fault, count = 1): void {
+    for (let i = 0; i < count; i += 1) this.faults.push(fault);
+  }
+
+  /** Redeems a refresh token directly (a "process outside the guard"), as the endpoint would. */
+  redeemOutside(refresh: string): Credential | null {
+    const result = this.redeem(refresh);
+    return result.status === 200 ? result.credential : null;
+  }
+
+  /** Is this access token one the server issued and still honours? */
+  accessValid(access: string): boolean {
+    const record = this.accesses.get(access);
+    if (!record || record.expires <= this.now()) return false;
+    return this.refreshes.get(record.refresh)?.state !== "revoked";
+  }
+
+  /** Can this refresh token still be redeemed? */
+  refreshLive(refresh: string): boolean {
+    return this.refreshes.get(refresh)?.state === "live";
+  }
+
+  private mint(accountId: string, refresh: string, lifetimeSec: number): Credential {
+    const expires = this.now() + lifetimeSec * 1000;
+    const access = jwt({
+      exp: Math.floor(expires / 1000),
+      jti: randomBytes(8).toString("hex"),
+      [ACCOUNT_CLAIM]: { chatgpt_account_id: accountId },
+    });
+    const idToken = jwt({ sub: accountId, jti: randomBytes(8).toString("hex") });
+    this.accesses.set(access, { expires, refresh });
+    return { access, refresh, idToken, expires, accountId };
+  }
+
+  private redeem(refresh: string): { status: 200; credential: Credential } | { status: 401; body: string } {
+    const record = this.refreshes.get(refresh);
+    if (!record || record.state === "revoked") {
+      this.counters.invalid += 1;
+      return { status: 401, body: INVALIDATED_BODY };
+    }
+    if (record.state === "spent") {
+      this.counters.reuses += 1;
+      if (this.options.familyRevocation) this.revokeDescendants(refresh);
+      return { status: 401, body: REUSED_BODY };
+    }
+    record.state = "spent";
+    const next = `rt_${randomBytes(24).toString("base64url")}`;
+    record.child = next;
+    this.refreshes.set(next, { accountId: record.accountId, state: "live" });
+    this.counters.redemptions += 1;
+    const credential = this.mint(record.accountId, next, this.options.accessLifetimeSec ?? 3600);
+    return { status: 200, credential };
+  }
+
+  private revokeDescendants(refresh: string): void {
+    let child = this.refreshes.get(refresh)?.child;
+    while (child !== undefined) {
+      const record = this.refreshes.get(child);
+      if (!record) break;
+      record.state = "revoked";
+      child = record.child;
+    }
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks).toString("utf8");
+    if (this.options.route?.(req, res, body)) return;
+    const path = (req.url ?? "").split("?")[0];
+    if (req.method !== "POST" || path !== TOKEN_PATH) {
+      res.writeHead(404, { "content-type": "application/json" }).end('{"error":"not_found"}');
+      return;
+    }
+    this.counters.requests += 1;
+    if (this.options.latencyMs) await new Promise((resolve) => setTimeout(resolve, this.options.latencyMs));
+    const fault = this.faults.shift();
+    if (fault !== undefined) {
+      this.counters.faults += 1;
+      this.answerFault(fault, req, res);
+      return;
+    }
+    const refresh = readRefreshToken(body, req.headers["content-type"] ?? "");
+    if (refresh === null) {
+      res.writeHead(400, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { code: "invalid_request", message: "refresh_token grant expected" } }));
+      return;
+    }
+    const result = this.redeem(refresh);
+    if (result.status === 401) {
+      res.writeHead(401, { "content-type": "application/json" }).end(result.body);
+      return;
+    }
+    const { credential } = result;
+    res.writeHead(200, { "content-type": "application/json" }).end(
+      JSON.stringify({
+        access_token: credential.access,
+        refresh_token: credential.refresh,
+        id_token: credential.idToken,
+        expires_in: this.options.accessLifetimeSec ?? 3600,
+        token_type: "Bearer",
+      }),
+    );
+  }
+
+  private answerFault(fault: Fault, req: IncomingMessage, res: ServerResponse): void {
+    switch (fault) {
+      case "hang":
+        return;
+      case "reset":
+        req.socket.destroy();
+        return;
+      case "500":
+        res.writeHead(500, { "content-type": "application/json" }).end('{"error":{"code":"server_error","message":"boom"}}');
+        return;
+      case "503":
+        res.writeHead(503, { "content-type": "text/html" }).end("<html>Service Unavailable</html>");
+        return;
+      case "invalid-json":
+        res.writeHead(200, { "content-type": "application/json" }).end('{"access_token": "abc", ');
+        return;
+      case "no-refresh-token":
+        res.writeHead(200, { "content-type": "application/json" }).end(
+          JSON.stringify({ access_token: jwt({ exp: Math.floor(this.now() / 1000) + 3600 }), expires_in: 3600 }),
+        );
+        return;
+    }
+  }
+}
+
+export function readRefreshToken(body: string, contentType: string): string | null {
+  if (contentType.includes("json") || body.trimStart().startsWith("{")) {
+    try {
+      const parsed = JSON.parse(body) as { grant_type?: unknown; refresh_token?: unknown };
+      return parsed.grant_type === "refresh_token" && typeof parsed.refresh_token === "string" ? parsed.refresh_token : null;
+    } catch {
+      return null;
+    }
+  }
+  const params = new URLSearchParams(body);
+  return params.get("grant_type") === "refresh_token" ? params.get("refresh_token") : null;
+}
+
+function jwt(claims: Record<string, unknown>): string {
+  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  return `${part({ alg: "none", typ: "JWT" })}.${part(claims)}.${randomBytes(16).toString("base64url")}`;
+}
+
+export async function startStandIn(options: StandInOptions = {}): Promise<StandInEndpoint> {
+  return new StandInEndpoint(options).start();
+}
