@@ -1,17 +1,24 @@
 // Hooks a process's global fetch: a POST carrying a refresh-token grant to a guarded token URL goes
 // through its RefreshGuard; every other request passes through untouched, with one method check
 // and, for POSTs only, one URL lookup. Installing twice updates the routes, never wraps twice.
-import type { RefreshGuard } from "./refresh-guard.ts";
+import type { Redeem } from "./refresh-guard.ts";
 import { parseTokenRequest } from "./token-endpoint.ts";
 
 const STATE = Symbol.for("openclaw-refresh-guard.fetch-interceptor");
 
 type Fetch = typeof globalThis.fetch;
+type FetchInput = Parameters<Fetch>[0];
+type Body = NonNullable<RequestInit["body"]>;
+
+/** What a route hands a token request to: a RefreshGuard, or anything that answers like one. */
+export interface TokenGuard {
+  refresh(refreshToken: string, redeem: Redeem, options: { signal?: AbortSignal | null }): Promise<Response>;
+}
 
 interface InterceptorState {
   original: Fetch;
   wrapper: Fetch;
-  routes: Map<string, RefreshGuard>;
+  routes: Map<string, TokenGuard>;
 }
 
 interface FetchHost {
@@ -27,13 +34,13 @@ export interface InstalledInterceptor {
 
 /** Routes POSTs to each URL in `routes` through its guard. Idempotent per `host` (default globalThis). */
 export function installFetchInterceptor(
-  routes: ReadonlyMap<string, RefreshGuard>,
+  routes: ReadonlyMap<string, TokenGuard>,
   host: FetchHost = globalThis as unknown as FetchHost,
 ): InstalledInterceptor {
   let state = host[STATE];
   if (state === undefined || host.fetch !== state.wrapper) {
     const original = host.fetch;
-    const table = new Map<string, RefreshGuard>();
+    const table = new Map<string, TokenGuard>();
     const wrapper = createWrapper(original, table);
     state = { original, wrapper, routes: table };
     host[STATE] = state;
@@ -59,8 +66,8 @@ export function interceptorAttached(host: FetchHost = globalThis as unknown as F
   return state !== undefined && host.fetch === state.wrapper;
 }
 
-function createWrapper(original: Fetch, routes: Map<string, RefreshGuard>): Fetch {
-  const wrapper = function refreshGuardFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+function createWrapper(original: Fetch, routes: Map<string, TokenGuard>): Fetch {
+  const wrapper = function refreshGuardFetch(input: FetchInput, init?: RequestInit): Promise<Response> {
     const method = init?.method ?? (input instanceof Request ? input.method : "GET");
     if (method !== "POST" && method.toUpperCase() !== "POST") return original(input, init);
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
@@ -73,9 +80,9 @@ function createWrapper(original: Fetch, routes: Map<string, RefreshGuard>): Fetc
 
 async function guarded(
   original: Fetch,
-  guard: RefreshGuard,
+  guard: TokenGuard,
   url: string,
-  input: RequestInfo | URL,
+  input: FetchInput,
   init: RequestInit | undefined,
 ): Promise<Response> {
   const request = input instanceof Request ? input : null;
@@ -92,7 +99,7 @@ async function guarded(
 }
 
 /** The request body as text, or null when it is a stream or form data we should not consume. */
-async function readBody(body: BodyInit | null, request: Request | null): Promise<string | null> {
+async function readBody(body: Body | null, request: Request | null): Promise<string | null> {
   if (body === null) return request ? request.clone().text() : null;
   if (typeof body === "string") return body;
   if (body instanceof URLSearchParams) return body.toString();

@@ -1,0 +1,96 @@
+// Outcomes shared by every process of one guard directory, for `openclaw refresh-guard status`:
+// one JSON line per outcome appended to status/outcomes.jsonl (O_APPEND, small writes), rotated
+// to outcomes.1.jsonl past a size bound, so the record never grows without limit. No tokens:
+// events carry only provider, key label, reason and timings.
+import { constants, promises as fsp } from "node:fs";
+import { join } from "node:path";
+
+import { FILE_MODE } from "./guard-dir.ts";
+import type { GuardEvent } from "./refresh-guard.ts";
+
+const MAX_BYTES = 256 * 1024;
+const RECENT = 20;
+
+export interface OutcomeRecord {
+  at: number;
+  pid: number;
+  type: GuardEvent["type"];
+  provider: string;
+  reason?: string;
+  code?: string;
+  ms?: number;
+}
+
+export interface OutcomeSummary {
+  counts: Record<"redeemed" | "shared" | "recovered" | "failed" | "warning", number>;
+  last: Partial<Record<"redeemed" | "shared" | "recovered" | "failed", number>>;
+  recent: OutcomeRecord[];
+  unreadableLines: number;
+}
+
+export class StatusStore {
+  readonly dir: string;
+  private readonly now: () => number;
+
+  constructor(dir: string, now: () => number = Date.now) {
+    this.dir = dir;
+    this.now = now;
+  }
+
+  private get file(): string {
+    return join(this.dir, "outcomes.jsonl");
+  }
+
+  async record(event: GuardEvent): Promise<void> {
+    const record: OutcomeRecord = { at: this.now(), pid: process.pid, type: event.type, provider: event.provider };
+    if ("reason" in event) record.reason = event.reason;
+    if ("code" in event && event.code !== undefined) record.code = event.code;
+    if ("ms" in event) record.ms = event.ms;
+    const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
+    const handle = await fsp.open(this.file, flags, FILE_MODE);
+    try {
+      await handle.write(`${JSON.stringify(record)}\n`);
+      if ((await handle.stat()).size > MAX_BYTES) await fsp.rename(this.file, join(this.dir, "outcomes.1.jsonl"));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async summary(): Promise<OutcomeSummary> {
+    const summary: OutcomeSummary = {
+      counts: { redeemed: 0, shared: 0, recovered: 0, failed: 0, warning: 0 },
+      last: {},
+      recent: [],
+      unreadableLines: 0,
+    };
+    for (const name of ["outcomes.1.jsonl", "outcomes.jsonl"]) {
+      let text: string;
+      try {
+        const handle = await fsp.open(join(this.dir, name), constants.O_RDONLY | constants.O_NOFOLLOW);
+        try {
+          text = await handle.readFile("utf8");
+        } finally {
+          await handle.close();
+        }
+      } catch {
+        continue;
+      }
+      for (const line of text.split("\n")) {
+        if (line === "") continue;
+        let record: OutcomeRecord;
+        try {
+          record = JSON.parse(line) as OutcomeRecord;
+        } catch {
+          summary.unreadableLines += 1;
+          continue;
+        }
+        if (!(record.type in summary.counts)) continue;
+        summary.counts[record.type] += 1;
+        if (record.type !== "warning") summary.last[record.type] = Math.max(summary.last[record.type] ?? 0, record.at);
+        summary.recent.push(record);
+        if (summary.recent.length > RECENT) summary.recent.shift();
+      }
+    }
+    return summary;
+  }
+}
