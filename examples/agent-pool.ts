@@ -2,43 +2,40 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-import type { GuardEvent, Stage } from "../src/refresh-guard.ts";
-import type { CallResult } from "./simulated-agent.ts";
+import type { AgentConfig, CallResult } from "./simulated-agent.ts";
 
-export type { CallResult };
+export type { AgentConfig, CallResult };
 
-const WORKER = fileURLToPath(new URL("./simulated-agent.ts", import.meta.url));
+const AGENT = fileURLToPath(new URL("./simulated-agent.ts", import.meta.url));
 
-export interface WorkerOptions {
-  /** Install refresh-guard in the agent (default true). */
-  guard?: boolean;
-  guardDir: string;
-  tokenUrl: string;
-  timing?: Record<string, number>;
-  pauseAt?: Stage;
+export interface LogLine {
+  level: string;
+  line: string;
 }
 
-export class Worker {
+export class Agent {
   readonly child: ChildProcess;
-  readonly events: GuardEvent[] = [];
-  readonly stderr: string[] = [];
+  /** Every log line the plugin wrote in this process. */
+  readonly logs: LogLine[] = [];
+  /** What the process itself printed (should be nothing). */
+  readonly output: string[] = [];
+  readonly ready: Promise<void>;
   private nextId = 0;
   private readonly pending = new Map<number, (results: CallResult[]) => void>();
   private stageWaiters: ((stage: string) => void)[] = [];
-  readonly ready: Promise<void>;
 
-  constructor(options: WorkerOptions) {
-    this.child = fork(WORKER, [], {
-      env: { ...process.env, WORKER_CONFIG: JSON.stringify(options) },
+  constructor(config: AgentConfig) {
+    this.child = fork(AGENT, [], {
+      env: { ...process.env, AGENT_CONFIG: JSON.stringify(config) },
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
-    this.child.stderr?.on("data", (chunk: Buffer) => this.stderr.push(chunk.toString()));
-    this.child.stdout?.on("data", (chunk: Buffer) => this.stderr.push(chunk.toString()));
+    this.child.stdout?.on("data", (chunk: Buffer) => this.output.push(chunk.toString()));
+    this.child.stderr?.on("data", (chunk: Buffer) => this.output.push(chunk.toString()));
     this.ready = new Promise((resolve, reject) => {
-      this.child.once("exit", (code) => reject(new Error(`worker exited early (${code}): ${this.stderr.join("")}`)));
-      this.child.on("message", (message: { type: string; id?: number; results?: CallResult[]; event?: GuardEvent; stage?: string }) => {
+      this.child.once("exit", (code) => reject(new Error(`agent exited early (${code}): ${this.output.join("")}`)));
+      this.child.on("message", (message: { type: string; id?: number; results?: CallResult[]; level?: string; line?: string; stage?: string }) => {
         if (message.type === "ready") resolve();
-        if (message.type === "event" && message.event) this.events.push(message.event);
+        if (message.type === "log" && message.line !== undefined) this.logs.push({ level: message.level ?? "info", line: message.line });
         if (message.type === "stage" && message.stage) {
           for (const wake of this.stageWaiters.splice(0)) wake(message.stage);
         }
@@ -48,6 +45,12 @@ export class Worker {
         }
       });
     });
+    this.ready.catch(() => undefined);
+  }
+
+  /** The `event=` field of each log line, e.g. "redeemed", "shared", "failed". */
+  get events(): string[] {
+    return this.logs.map(({ line }) => /event=(\S+)/.exec(line)?.[1] ?? "");
   }
 
   refresh(refreshToken: string, callers: number): Promise<CallResult[]> {
@@ -58,12 +61,12 @@ export class Worker {
     });
   }
 
-  /** Resolves when the worker reports reaching its pause stage. */
+  /** Resolves when the agent reports reaching its pause stage. */
   stage(): Promise<string> {
     return new Promise((resolve) => this.stageWaiters.push(resolve));
   }
 
-  /** Lets a worker held at its pause stage go on. */
+  /** Lets an agent held at its pause stage go on. */
   resume(): void {
     this.child.send({ type: "continue" });
   }
@@ -76,8 +79,8 @@ export class Worker {
   }
 }
 
-export async function startWorkers(count: number, options: WorkerOptions): Promise<Worker[]> {
-  const workers = Array.from({ length: count }, () => new Worker(options));
-  await Promise.all(workers.map((worker) => worker.ready));
-  return workers;
+export async function startAgents(count: number, config: AgentConfig): Promise<Agent[]> {
+  const agents = Array.from({ length: count }, () => new Agent(config));
+  await Promise.all(agents.map((agent) => agent.ready));
+  return agents;
 }

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 
 import { startStandIn } from "../test/support/token-endpoint-server.ts";
-import { startWorkers } from "./agent-pool.ts";
+import { startAgents } from "./agent-pool.ts";
 
 const { values } = parseArgs({
   options: {
@@ -36,7 +36,7 @@ interface Row {
 async function run(guard: boolean): Promise<Row> {
   const server = await startStandIn({ latencyMs: Number(values.latency) });
   const dir = await mkdtemp(join(tmpdir(), "refresh-guard-demo-"));
-  const workers = await startWorkers(agents, { guard, guardDir: join(dir, "guard"), tokenUrl: server.url });
+  const workers = await startAgents(agents, { guard, stateDir: dir, tokenUrl: server.url });
   // Every agent starts with a copy of the same credential, as after copying auth-profiles.json.
   const first = server.issue("acct-demo");
   const copies = workers.map(() => first.refresh);

@@ -1,17 +1,20 @@
 // A simulated agent process: it refreshes the way OpenClaw's openai-codex path does (a form POST
 // of the refresh token to the token URL with global fetch) when its parent tells it to (IPC),
-// with N concurrent callers. With `guard: true` it installs refresh-guard's fetch interceptor
-// first, as the plugin does in every host process. With `pauseAt` it reports reaching that stage
-// of a redemption and stops there, so a test can SIGKILL or SIGSTOP it at a named point.
+// with N concurrent callers. With `guard: true` it runs what the plugin's register() runs in every
+// host process (config parser, guard runtime, fetch interceptor), with its log lines sent to the
+// parent. With `pauseAt` it reports reaching that stage of a redemption and waits there for the
+// parent's "continue", so a test can SIGKILL or SIGSTOP it at a named point.
+import { parseConfig } from "../src/config.ts";
 import { installFetchInterceptor } from "../src/fetch-interceptor.ts";
-import { type GuardEvent, RefreshGuard, type Stage } from "../src/refresh-guard.ts";
+import { GuardRuntime } from "../src/guard-runtime.ts";
+import type { Stage } from "../src/refresh-guard.ts";
 
-interface WorkerConfig {
+export interface AgentConfig {
   guard?: boolean;
-  guardDir: string;
   tokenUrl: string;
-  provider?: string;
-  timing?: Record<string, number>;
+  stateDir: string;
+  /** The plugin's user config (plugins.entries["refresh-guard"].config); the token URL is added. */
+  pluginConfig?: Record<string, unknown>;
   pauseAt?: Stage;
 }
 
@@ -23,24 +26,26 @@ export interface CallResult {
   ms: number;
 }
 
-const config = JSON.parse(process.env.WORKER_CONFIG ?? "{}") as WorkerConfig;
+const config = JSON.parse(process.env.AGENT_CONFIG ?? "{}") as AgentConfig;
 const send = (message: unknown) => process.send?.(message);
+const log = (level: string) => (line: string) => send({ type: "log", level, line });
 
 if (config.guard !== false) {
-  const guard = await RefreshGuard.open({
-    provider: config.provider ?? "openai-codex",
-    guardDir: config.guardDir,
-    timing: config.timing ?? {},
-    onEvent: (event: GuardEvent) => send({ type: "event", event }),
+  const pluginConfig = parseConfig(
+    { ...config.pluginConfig, providers: { "openai-codex": { enabled: true, tokenUrl: config.tokenUrl } } },
+    { stateDir: config.stateDir },
+  );
+  const runtime = new GuardRuntime(pluginConfig, {
+    logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
+    stateDir: config.stateDir,
     stage: async (stage) => {
       if (stage !== config.pauseAt) return;
-      // Held here until the parent says "continue" (it may SIGKILL or SIGSTOP us meanwhile).
       const resumed = new Promise((resolve) => process.once("message", resolve));
       send({ type: "stage", stage, pid: process.pid });
       await resumed;
     },
   });
-  installFetchInterceptor(new Map([[config.tokenUrl, guard]]));
+  installFetchInterceptor(runtime.routes());
 }
 
 async function callOnce(refreshToken: string): Promise<CallResult> {
@@ -54,7 +59,8 @@ async function callOnce(refreshToken: string): Promise<CallResult> {
     const text = await response.text();
     const ms = performance.now() - started;
     if (response.status !== 200) return { status: response.status, error: text, ms };
-    const body = JSON.parse(text) as { access_token: string; refresh_token: string };
+    const body = JSON.parse(text) as { access_token?: string; refresh_token?: string };
+    if (!body.access_token || !body.refresh_token) return { status: 200, error: "incomplete token response", ms };
     return { status: 200, access: body.access_token, refresh: body.refresh_token, ms };
   } catch (error) {
     return { status: 0, error: `${(error as Error).name}: ${(error as Error).message}`, ms: performance.now() - started };
@@ -63,7 +69,6 @@ async function callOnce(refreshToken: string): Promise<CallResult> {
 
 process.on("message", async (message: { id: number; type: string; refreshToken: string; callers: number }) => {
   if (message.type === "exit") process.exit(0);
-  if (message.type === "continue") return;
   if (message.type !== "refresh") return;
   const results = await Promise.all(Array.from({ length: message.callers }, () => callOnce(message.refreshToken)));
   send({ type: "result", id: message.id, results });

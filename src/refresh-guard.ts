@@ -266,13 +266,15 @@ export class RefreshGuard {
     const spent = await this.spentRecord(key);
     if (spent !== null) return spent;
     await this.stage("lock-acquired");
+    await this.stage("before-post");
+    // Last check before the request leaves: if a sibling took the lock over while we were
+    // frozen, step back and wait for its journal entry instead of spending the token twice.
     try {
       await lock.assertHeld();
     } catch (error) {
       if (error instanceof LockCompromisedError) return null;
       throw error;
     }
-    await this.stage("before-post");
     let response: BufferedResponse;
     try {
       response = await buffer(await redeem(token, AbortSignal.timeout(this.timing.requestTimeoutMs)));

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { type StandInEndpoint, startStandIn } from "./support/token-endpoint-server.ts";
-import { type Worker, startWorkers } from "../examples/agent-pool.ts";
+import { type Agent, startAgents } from "../examples/agent-pool.ts";
 
 const PROCESSES = 8;
 const CALLERS = 8;
@@ -14,13 +14,13 @@ const ROTATIONS = 5;
 
 describe("many processes sharing one credential", () => {
   let server: StandInEndpoint;
-  let workers: Worker[];
+  let workers: Agent[];
   let dir: string;
 
   beforeAll(async () => {
     server = await startStandIn({ latencyMs: 40 });
     dir = await mkdtemp(join(tmpdir(), "rg-multi-"));
-    workers = await startWorkers(PROCESSES, { guardDir: join(dir, "guard"), tokenUrl: server.url });
+    workers = await startAgents(PROCESSES, { stateDir: dir, tokenUrl: server.url });
   });
 
   afterAll(async () => {
@@ -45,7 +45,7 @@ describe("many processes sharing one credential", () => {
     }
     expect(server.counters.reuses).toBe(0);
     expect(server.counters.invalid).toBe(0);
-    const outcomes = workers.flatMap((worker) => worker.events.map((event) => event.type));
+    const outcomes = workers.flatMap((worker) => worker.events);
     expect(outcomes.filter((type) => type === "redeemed")).toHaveLength(ROTATIONS);
     expect(outcomes.filter((type) => type === "shared")).toHaveLength(ROTATIONS * (PROCESSES * CALLERS - 1));
     expect(outcomes.filter((type) => type === "failed")).toEqual([]);

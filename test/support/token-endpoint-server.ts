@@ -84,6 +84,7 @@ export class StandInEndpoint {
   private readonly refreshes = new Map<string, RefreshRecord>();
   private readonly accesses = new Map<string, { expires: number; refresh: string }>();
   private readonly faults: Fault[] = [];
+  private readonly idTokens = new Set<string>();
   private readonly sockets = new Set<Socket>();
   private server: Server | null = null;
   url = "";
@@ -154,6 +155,11 @@ export class StandInEndpoint {
     return this.refreshes.get(record.refresh)?.state !== "revoked";
   }
 
+  /** Every access, refresh and id token this server ever issued: what must never appear in output. */
+  issuedSecrets(): string[] {
+    return [...this.accesses.keys(), ...this.refreshes.keys(), ...this.idTokens];
+  }
+
   /** Can this refresh token still be redeemed? */
   refreshLive(refresh: string): boolean {
     return this.refreshes.get(refresh)?.state === "live";
@@ -168,6 +174,7 @@ export class StandInEndpoint {
     });
     const idToken = jwt({ sub: accountId, jti: randomBytes(8).toString("hex") });
     this.accesses.set(access, { expires, refresh });
+    this.idTokens.add(idToken);
     return { access, refresh, idToken, expires, accountId };
   }
 
