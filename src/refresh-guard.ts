@@ -91,7 +91,7 @@ type Resolved = { kind: "set"; outcome: "redeemed" | "shared" | "recovered"; set
 type Redemption =
   | { kind: "advanced" }
   | { kind: "redeemed"; set: TokenSet }
-  | { kind: "spent"; code: string; response: BufferedResponse; tombstoned: boolean }
+  | { kind: "spent"; code: string; response: BufferedResponse }
   | { kind: "response"; response: BufferedResponse };
 
 interface BufferedResponse {
@@ -222,7 +222,6 @@ export class RefreshGuard {
         const recovered = await this.recover(key, current, [...chain, key], latest, redeem, started);
         if (recovered !== null) return recovered;
       }
-      if (!result.tombstoned) await this.journal.tombstone(key, result.code, result.response.body);
       if (allowRecovery) {
         const error = new ReloginRequiredError(this.provider, result.code, "the guard marked it spent so no process retries it.");
         this.fail(key, "relogin_required", error.message, result.code);
@@ -272,8 +271,9 @@ export class RefreshGuard {
     try {
       await lock.assertHeld();
     } catch (error) {
-      if (error instanceof LockCompromisedError) return null;
-      throw error;
+      if (!(error instanceof LockCompromisedError)) throw error;
+      this.warn("lock_compromised", `lock ${keyLabel(key)} was taken over before this process sent its request; stepping back`, key);
+      return null;
     }
     let response: BufferedResponse;
     try {
@@ -307,7 +307,9 @@ export class RefreshGuard {
     if (response.status === 401 && code !== undefined && (code === REUSED || code === INVALIDATED || code === EXPIRED)) {
       // A twin that lost its lock unnoticed may have redeemed it an instant ago: give its entry a moment.
       if (code === REUSED && (await this.awaitEntry(key))) return { kind: "advanced" };
-      return { kind: "spent", code, response, tombstoned: false };
+      // Mark it spent while still holding the lock, so the next holder does not send it again.
+      await this.journal.tombstone(key, code, response.body);
+      return { kind: "spent", code, response };
     }
     return { kind: "response", response };
   }
@@ -329,7 +331,6 @@ export class RefreshGuard {
     return {
       kind: "spent",
       code: tombstone.code,
-      tombstoned: true,
       response: {
         status: 401,
         statusText: "Unauthorized",

@@ -2,12 +2,13 @@
 // holder refreshes as a heartbeat; a lock whose mtime is older than `staleMs` belongs to a dead or
 // frozen holder and is taken over). This module only tries once; the caller decides how to wait.
 import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 import lockfile from "proper-lockfile";
 
 import { LockCompromisedError } from "./errors.ts";
-import { CREATE_FLAGS, FILE_MODE, lstatOrNull } from "./guard-dir.ts";
+import { CREATE_FLAGS, DIR_MODE, FILE_MODE, lstatOrNull } from "./guard-dir.ts";
 
 export interface LockTiming {
   /** A lock not refreshed for this long is stale and may be taken over (≥ 2000, proper-lockfile's floor). */
@@ -71,6 +72,7 @@ export class RefreshLocks {
         retries: 0,
         stale: this.timing.staleMs,
         update: this.timing.updateMs,
+        fs: PRIVATE_FS,
         onCompromised: () => {
           // proper-lockfile's default throws from a timer and would kill the host process.
           compromised = true;
@@ -85,9 +87,19 @@ export class RefreshLocks {
       throw error;
     }
     const stat = await fsp.stat(path);
+    // A taken-over lock is a new directory at the same path, and filesystems reuse a freed inode
+    // number at once (ext4 does), so the inode alone cannot tell ours from the newcomer's: compare
+    // the birth time too, and a nonce in the owner record that a newcomer overwrites.
     const ino = stat.ino;
+    const birthtimeMs = stat.birthtimeMs;
+    const nonce = randomBytes(8).toString("hex");
     const ownerPath = join(this.dir, `${key}.owner`);
-    await writeOwner(ownerPath, { pid: process.pid, since: this.now() });
+    await writeOwner(ownerPath, { pid: process.pid, since: this.now(), nonce });
+    const stillOurs = async (): Promise<boolean> => {
+      const current = await lstatOrNull(path);
+      if (current === null || current.ino !== ino || current.birthtimeMs !== birthtimeMs) return false;
+      return (await readOwnerNonce(ownerPath)) === nonce;
+    };
     let released = false;
     return {
       key,
@@ -96,8 +108,7 @@ export class RefreshLocks {
         return compromised;
       },
       assertHeld: async () => {
-        const current = await lstatOrNull(path);
-        if (compromised || current === null || current.ino !== ino) {
+        if (compromised || !(await stillOurs())) {
           compromised = true;
           throw new LockCompromisedError(path);
         }
@@ -105,7 +116,11 @@ export class RefreshLocks {
       release: async () => {
         if (released) return;
         released = true;
-        if (!compromised) await fsp.rm(ownerPath, { force: true });
+        if (!compromised && !(await stillOurs())) compromised = true;
+        // Taken over: the directory at `path` is the new holder's; removing it would free their lock.
+        // Our heartbeat finds the foreign mtime on its next beat and stops by itself.
+        if (compromised) return;
+        await fsp.rm(ownerPath, { force: true });
         try {
           await release();
         } catch (error) {
@@ -146,11 +161,12 @@ export class RefreshLocks {
       const key = name.slice(0, -".lock".length);
       const stat = await lstatOrNull(join(this.dir, name));
       if (stat === null) continue;
-      const holder: LockHolder = { key, ageMs: Math.max(0, Math.round(this.now() - stat.birthtimeMs)) };
+      const born = stat.birthtimeMs > 0 ? stat.birthtimeMs : stat.ctimeMs;
+      const holder: LockHolder = { key, ageMs: Math.max(0, Math.round(this.now() - born)) };
       try {
-        const owner: unknown = JSON.parse(await fsp.readFile(join(this.dir, `${key}.owner`), "utf8"));
-        const pid = (owner as { pid?: unknown }).pid;
-        if (typeof pid === "number") holder.pid = pid;
+        const owner = JSON.parse(await fsp.readFile(join(this.dir, `${key}.owner`), "utf8")) as { pid?: unknown; since?: unknown };
+        if (typeof owner.pid === "number") holder.pid = owner.pid;
+        if (typeof owner.since === "number") holder.ageMs = Math.max(0, Math.round(this.now() - owner.since));
       } catch {
         // No owner record (crashed between mkdir and write): age alone.
       }
@@ -160,7 +176,23 @@ export class RefreshLocks {
   }
 }
 
-async function writeOwner(path: string, owner: { pid: number; since: number }): Promise<void> {
+// proper-lockfile's lock directory, created 0700 rather than 0777 & ~umask.
+const PRIVATE_FS = {
+  ...fs,
+  mkdir: (path: string, callback: (error: NodeJS.ErrnoException | null) => void) => fs.mkdir(path, { mode: DIR_MODE }, callback),
+};
+
+async function readOwnerNonce(path: string): Promise<string | undefined> {
+  try {
+    const owner: unknown = JSON.parse(await fsp.readFile(path, "utf8"));
+    const nonce = (owner as { nonce?: unknown } | null)?.nonce;
+    return typeof nonce === "string" ? nonce : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeOwner(path: string, owner: { pid: number; since: number; nonce: string }): Promise<void> {
   const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
   const handle = await fsp.open(tmp, CREATE_FLAGS, FILE_MODE);
   try {

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { ERR_JOURNAL_CORRUPT, type JournalCorruptError } from "../../src/errors.ts";
 import { JOURNAL_VERSION, Journal, type JournalOptions } from "../../src/journal.ts";
-import { tokenKey } from "../../src/token-crypto.ts";
+import { seal, tokenKey } from "../../src/token-crypto.ts";
 import { REUSED, type TokenSet, reusedBody } from "../../src/token-endpoint.ts";
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -219,7 +219,6 @@ describe("Journal quarantine of unreadable entries", () => {
 
   it("treats an entry whose sealed content is incomplete as absent and moves it to quarantine", async () => {
     // A version-1 envelope that decrypts but holds no token set.
-    const { seal } = await import("../../src/token-crypto.ts");
     const sealed = seal(TOKEN_A, `refresh-guard/v${JOURNAL_VERSION}/${KEY_A}`, JSON.stringify({ access_token: "at" }));
     const content = JSON.stringify({ v: JOURNAL_VERSION, key: KEY_A, createdAt: NOW, ...sealed });
     await plant(KEY_A, content);
