@@ -7,7 +7,7 @@
 // Runs under Node 22 type stripping: no enums, no parameter properties,
 // relative imports with the .ts extension.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -16,8 +16,16 @@ export const DEFAULT_TLS_HOSTS: readonly string[] = ["auth.openai.com", "chatgpt
 export interface TestTls {
   /** Directory holding every file below (remove with cleanup()). */
   dir: string;
-  /** CA certificate (PEM); give this to the host as NODE_EXTRA_CA_CERTS. */
+  /** The throwaway CA certificate alone (PEM file). */
   caCertPath: string;
+  /**
+   * Give THIS to the host as NODE_EXTRA_CA_CERTS: the CA file the parent process already
+   * had in NODE_EXTRA_CA_CERTS (on these machines /etc/ssl/certs/ca-certificates.crt, which
+   * holds the registry proxy's CA) followed by the throwaway CA. Replacing the variable with
+   * the test CA alone breaks `npm install` run by the host (`openclaw plugins install`
+   * with dependencies): SELF_SIGNED_CERT_IN_CHAIN against the npm registry.
+   */
+  caBundlePath: string;
   caCert: string;
   /** Server certificate (PEM, signed by the CA) and its private key. */
   certPath: string;
@@ -40,6 +48,7 @@ function openssl(args: string[], cwd: string): void {
 export function createTestTls(opts: { hosts?: string[]; dir?: string } = {}): TestTls {
   const hosts = [...(opts.hosts ?? DEFAULT_TLS_HOSTS)];
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), "rg-tls-"));
+  mkdirSync(dir, { recursive: true });
   const ecKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
 
   // CA
@@ -68,11 +77,20 @@ export function createTestTls(opts: { hosts?: string[]; dir?: string } = {}): Te
     "-CAcreateserial", "-out", "server.crt", "-days", "2", "-sha256", "-extfile", "server.ext"], dir);
 
   const caCertPath = path.join(dir, "ca.crt");
+  const caBundlePath = path.join(dir, "ca-bundle.crt");
+  let inherited = "";
+  const inheritedPath = process.env.NODE_EXTRA_CA_CERTS;
+  if (inheritedPath && existsSync(inheritedPath)) {
+    inherited = readFileSync(inheritedPath, "utf8");
+    if (!inherited.endsWith("\n")) inherited += "\n";
+  }
+  writeFileSync(caBundlePath, inherited + readFileSync(caCertPath, "utf8"));
   const certPath = path.join(dir, "server.crt");
   const keyPath = path.join(dir, "server.key");
   return {
     dir,
     caCertPath,
+    caBundlePath,
     caCert: readFileSync(caCertPath, "utf8"),
     certPath,
     keyPath,

@@ -1,0 +1,110 @@
+// What register() does in each OpenClaw process: parse the config, attach the fetch hook for the
+// enabled providers, and add `openclaw refresh-guard status`. It never throws into the host: a bad
+// config is logged with its path and leaves the host untouched.
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+import { PLUGIN_ID, parseConfig } from "./config.ts";
+import { installFetchInterceptor, interceptorAttached } from "./fetch-interceptor.ts";
+import { GuardRuntime, type HostLogger } from "./guard-runtime.ts";
+import { type HostAssessment, assessHost } from "./host-compat.ts";
+import { formatStatus, type StatusReport } from "./status-report.ts";
+
+/** The part of OpenClaw's plugin API refresh-guard uses (openclaw/plugin-sdk OpenClawPluginApi). */
+export interface PluginApi {
+  pluginConfig?: Record<string, unknown>;
+  logger: HostLogger;
+  version?: string;
+  runtime?: { version?: string; state?: { resolveStateDir?: (env?: NodeJS.ProcessEnv) => string } };
+  registerCli?: (
+    registrar: (ctx: { program: CliProgram }) => void | Promise<void>,
+    opts?: { commands?: string[]; descriptors?: { name: string; description: string; hasSubcommands: boolean }[] },
+  ) => void;
+}
+
+/** The slice of commander's Command used to add the status command. */
+export interface CliProgram {
+  command(name: string): CliProgram;
+  description(text: string): CliProgram;
+  option(flags: string, description: string): CliProgram;
+  action(fn: (options: Record<string, unknown>) => void | Promise<void>): CliProgram;
+}
+
+export const PLUGIN_VERSION = readPluginVersion();
+
+interface PluginState {
+  runtime: GuardRuntime | null;
+  configProblem?: string;
+  host: HostAssessment;
+}
+
+export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = process.env): PluginState {
+  const log = api.logger;
+  const stateDir = resolveStateDir(api, env);
+  const host = assessHost(api.runtime?.version ?? null);
+  const state: PluginState = { runtime: null, host };
+  try {
+    const config = parseConfig(api.pluginConfig, { stateDir });
+    if (config.providers.length === 0) {
+      log.info(`[refresh-guard] event=idle msg="no provider enabled; set ${`plugins.entries["${PLUGIN_ID}"].config.providers["openai-codex"].enabled`} to true"`);
+    } else if (!host.supported) {
+      log.warn(`[refresh-guard] event=unsupported_host host=${host.version ?? "unknown"} msg=${JSON.stringify(host.note)}`);
+    } else {
+      const agentDirs = env.OPENCLAW_AGENT_DIR ? [env.OPENCLAW_AGENT_DIR] : [];
+      state.runtime = new GuardRuntime(config, { logger: log, stateDir, agentDirs });
+      installFetchInterceptor(state.runtime.routes());
+      (log.debug ?? log.info)(`[refresh-guard] event=attached providers=${config.providers.map((p) => p.id).join(",")} host=${host.version ?? "unknown"}`);
+    }
+    // The status command still needs the config even where nothing is attached.
+    state.runtime ??= new GuardRuntime(config, { logger: log, stateDir });
+  } catch (error) {
+    state.configProblem = (error as Error).message;
+    log.error(`[refresh-guard] event=config_invalid msg=${JSON.stringify(state.configProblem)}`);
+  }
+  api.registerCli?.(
+    ({ program }) => {
+      program
+        .command(PLUGIN_ID)
+        .description("refresh-guard: OAuth refresh coordination")
+        .command("status")
+        .description("Guard dir, providers, host support, lock holders, journal size and recent outcomes (never a token)")
+        .option("--json", "print JSON")
+        .action(async (options) => {
+          const report = await statusReport(state);
+          process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+        });
+    },
+    { descriptors: [{ name: PLUGIN_ID, description: "refresh-guard: OAuth refresh coordination", hasSubcommands: true }] },
+  );
+  return state;
+}
+
+export async function statusReport(state: PluginState): Promise<StatusReport> {
+  const report: StatusReport = {
+    plugin: { id: PLUGIN_ID, version: PLUGIN_VERSION },
+    host: { ...state.host, hook: interceptorAttached() ? "attached" : "not attached" },
+  };
+  if (state.configProblem !== undefined) report.configProblem = state.configProblem;
+  if (state.runtime !== null) report.guard = await state.runtime.report();
+  return report;
+}
+
+function resolveStateDir(api: PluginApi, env: NodeJS.ProcessEnv): string {
+  try {
+    const dir = api.runtime?.state?.resolveStateDir?.(env);
+    if (typeof dir === "string" && dir !== "") return dir;
+  } catch {
+    // Older or partial runtimes: fall back to the documented default below.
+  }
+  return env.OPENCLAW_STATE_DIR || join(homedir(), ".openclaw");
+}
+
+function readPluginVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string };
+    return pkg.version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}

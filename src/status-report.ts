@@ -1,0 +1,47 @@
+// The status command's report and its text form. Built only from labels, counts, paths and times.
+import type { GuardStatus } from "./guard-runtime.ts";
+import type { HostAssessment } from "./host-compat.ts";
+
+export interface StatusReport {
+  plugin: { id: string; version: string };
+  host: HostAssessment & { hook: "attached" | "not attached" };
+  configProblem?: string;
+  guard?: GuardStatus;
+}
+
+export function formatStatus(report: StatusReport): string {
+  const lines: string[] = [];
+  const { host } = report;
+  lines.push(
+    `refresh-guard ${report.plugin.version} on OpenClaw ${host.version ?? "(version unknown)"}: hook ${host.hook}` +
+      `${host.supported ? "" : " — host not supported"}`,
+  );
+  if (host.note) lines.push(`  ${host.note}`);
+  if (report.configProblem) lines.push(`config: ${report.configProblem}`);
+  const guard = report.guard;
+  if (guard) {
+    lines.push(`guard dir: ${guard.guardDir}`);
+    if (guard.guardDirProblem) lines.push(`  unusable: ${guard.guardDirProblem}`);
+    lines.push(
+      `providers: ${guard.providers.length === 0 ? "none enabled" : guard.providers.map((p) => `${p.id} (${p.tokenUrl})`).join(", ")}`,
+    );
+    lines.push(
+      `locks: ${guard.locks.length === 0 ? "none held" : guard.locks.map((l) => `${l.key} pid ${l.pid ?? "?"} for ${(l.ageMs / 1000).toFixed(1)} s`).join(", ")}`,
+    );
+    const j = guard.journal;
+    lines.push(`journal: ${j.entries} entries, ${j.tombstones} spent markers, ${j.quarantined} quarantined, ${j.bytes} bytes`);
+    const o = guard.outcomes;
+    const last = (type: keyof GuardStatus["lastOutcomeAt"]) => (guard.lastOutcomeAt[type] ? ` (last ${guard.lastOutcomeAt[type]})` : "");
+    lines.push(
+      `outcomes: redeemed ${o.redeemed}${last("redeemed")}, shared from journal ${o.shared}${last("shared")}, ` +
+        `recovered from sibling ${o.recovered}${last("recovered")}, failed ${o.failed}${last("failed")}`,
+    );
+    if (guard.recent.length > 0) {
+      lines.push("recent:");
+      for (const r of guard.recent) {
+        lines.push(`  ${r.at} ${r.type} ${r.provider}${r.reason ? ` ${r.reason}` : ""}${r.code ? ` (${r.code})` : ""} pid ${r.pid}`);
+      }
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
