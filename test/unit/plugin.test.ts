@@ -1,0 +1,118 @@
+// register() as the host calls it, with a stand-in host API: attach, config errors, the status
+// command through a commander-like program, and no token in anything it prints.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+
+import { interceptorAttached } from "../../src/fetch-interceptor.ts";
+import { type CliProgram, type PluginApi, registerRefreshGuard } from "../../src/plugin.ts";
+import { type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
+
+const originalFetch = globalThis.fetch;
+
+function fakeApi(pluginConfig: Record<string, unknown> | undefined, version = "2026.4.15") {
+  const lines: string[] = [];
+  const commands: Record<string, (options: Record<string, unknown>) => void | Promise<void>> = {};
+  const program = (path: string[]): CliProgram => {
+    let action: ((options: Record<string, unknown>) => void | Promise<void>) | undefined;
+    const node: CliProgram = {
+      command: (name) => program([...path, name]),
+      description: () => node,
+      option: () => node,
+      action: (fn) => {
+        action = fn;
+        commands[path.join(" ")] = (options) => action!(options);
+        return node;
+      },
+    };
+    return node;
+  };
+  const api: PluginApi = {
+    pluginConfig,
+    logger: { debug: (l) => lines.push(l), info: (l) => lines.push(l), warn: (l) => lines.push(l), error: (l) => lines.push(l) },
+    runtime: { version },
+    registerCli: (registrar) => void registrar({ program: program([]) }),
+  };
+  return { api, lines, commands };
+}
+
+async function captureStdout(fn: () => Promise<void> | void): Promise<string> {
+  const chunks: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string) => {
+    chunks.push(String(chunk));
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    await fn();
+  } finally {
+    process.stdout.write = write;
+  }
+  return chunks.join("");
+}
+
+describe("registerRefreshGuard", () => {
+  let server: StandInEndpoint;
+  let stateDir: string;
+
+  beforeEach(async () => {
+    server = await startStandIn();
+    stateDir = await mkdtemp(join(tmpdir(), "rg-plugin-"));
+  });
+
+  afterEach(async () => {
+    globalThis.fetch = originalFetch;
+    delete (globalThis as Record<symbol, unknown>)[Symbol.for("openclaw-refresh-guard.fetch-interceptor")];
+    await server.stop();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it("attaches the fetch hook for an enabled provider and guards its token POSTs", async () => {
+    const { api, lines } = fakeApi({ providers: { "openai-codex": { enabled: true, tokenUrl: server.url } } });
+    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir });
+    expect(interceptorAttached()).toBe(true);
+    const credential = server.issue("acct-plugin");
+    const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: credential.refresh, client_id: "c" }).toString();
+    const post = () => fetch(server.url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body });
+    const responses = await Promise.all([post(), post(), post()]);
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(server.counters.redemptions).toBe(1);
+    expect(lines.some((line) => line.startsWith("[refresh-guard] event=redeemed provider=openai-codex"))).toBe(true);
+  });
+
+  it("leaves fetch untouched when no provider is enabled", () => {
+    const { api } = fakeApi({ providers: { "openai-codex": { enabled: false } } });
+    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir });
+    expect(globalThis.fetch).toBe(originalFetch);
+  });
+
+  it("logs a bad config with its full path, attaches nothing, and does not throw into the host", () => {
+    const { api, lines } = fakeApi({ providers: { "openai-codex": { enabled: true } }, lock: { staleMs: -1 } });
+    expect(() => registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir })).not.toThrow();
+    expect(globalThis.fetch).toBe(originalFetch);
+    expect(lines.join("\n")).toContain('plugins.entries[\\"refresh-guard\\"].config.lock.staleMs');
+  });
+
+  it("status --json reports host, providers, journal and outcomes, and contains no token", async () => {
+    const { api, commands } = fakeApi({ providers: { "openai-codex": { enabled: true, tokenUrl: server.url } } });
+    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir });
+    const credential = server.issue("acct-status");
+    const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: credential.refresh }).toString();
+    await Promise.all([1, 2].map(() => fetch(server.url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body })));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // outcome lines are appended asynchronously
+    const json = await captureStdout(() => commands["refresh-guard status"]!({ json: true }));
+    const report = JSON.parse(json);
+    expect(report.host).toMatchObject({ version: "2026.4.15", supported: true, hook: "attached" });
+    expect(report.guard.guardDir).toBe(join(stateDir, "refresh-guard"));
+    expect(report.guard.providers).toEqual([{ id: "openai-codex", tokenUrl: server.url }]);
+    expect(report.guard.journal.entries).toBe(1);
+    expect(report.guard.outcomes).toMatchObject({ redeemed: 1, shared: 1, failed: 0 });
+    const text = await captureStdout(() => commands["refresh-guard status"]!({}));
+    expect(text).toContain("outcomes: redeemed 1");
+    for (const secret of server.issuedSecrets()) {
+      expect(json.includes(secret)).toBe(false);
+      expect(text.includes(secret)).toBe(false);
+    }
+  });
+});
