@@ -39,6 +39,9 @@ export function installFetchInterceptor(
 ): InstalledInterceptor {
   let state = host[STATE];
   if (state === undefined || host.fetch !== state.wrapper) {
+    // Someone wrapped fetch over our earlier wrapper, which stays in their chain: empty its routes
+    // so it passes everything through, or each redemption would be guarded a second time on its way out.
+    state?.routes.clear();
     const original = host.fetch;
     const table = new Map<string, TokenGuard>();
     const wrapper = createWrapper(original, table);
@@ -93,9 +96,21 @@ async function guarded(
   const tokenRequest = parseTokenRequest(body, headers.get("content-type"));
   if (tokenRequest === null) return original(input, init);
   headers.delete("content-length");
+  // fetch labels a URLSearchParams or typed Blob body itself; the redemption sends a string, which
+  // fetch would label text/plain, so keep the label the original request would have gone out with.
+  if (!headers.has("content-type")) {
+    const implied = impliedContentType(init?.body ?? null);
+    if (implied) headers.set("content-type", implied);
+  }
   const redeem = (refreshToken: string, signal: AbortSignal) =>
     original(url, { method: "POST", headers, body: tokenRequest.withRefreshToken(refreshToken), signal, redirect: init?.redirect ?? "follow" });
   return guard.refresh(tokenRequest.refreshToken, redeem, { signal: init?.signal ?? request?.signal ?? null });
+}
+
+function impliedContentType(body: Body | null): string | undefined {
+  if (body instanceof URLSearchParams) return "application/x-www-form-urlencoded;charset=UTF-8";
+  if (body instanceof Blob && body.type !== "") return body.type;
+  return undefined;
 }
 
 /** The request body as text, or null when it is a stream or form data we should not consume. */

@@ -21,7 +21,16 @@ const RANGES: readonly Range[] = [
     from: [2026, 4, 15],
     to: [2026, 5, 999],
     supported: true,
-    note: "openai-codex refreshes through global fetch; the guard's fetch hook sees and coordinates them",
+    note: "openai-codex refreshes through global fetch; the guard's fetch hook sees and coordinates every refresh",
+  },
+  {
+    from: [2026, 6, 0],
+    to: [9999, 12, 999],
+    supported: false,
+    note:
+      "this host sends the token refresh with its own SSRF-guarded undici fetch, which a global fetch hook never sees, " +
+      "so refresh-guard does not attach (measured on 2026.9.6). The host's own per-profile lock serialises agents " +
+      "sharing one state dir and profile id; copies under other state dirs or profile ids can still race.",
   },
 ];
 
@@ -46,5 +55,5 @@ export function assessHost(version: string | null): HostAssessment {
       return { version, supported: range.supported, note: range.note };
     }
   }
-  return { version, supported: true, note: `OpenClaw ${version} is untested with refresh-guard; the fetch hook is attached` };
+  return { version, supported: true, note: `OpenClaw ${version} is older than any tested host (2026.4.15); the fetch hook is attached untested` };
 }

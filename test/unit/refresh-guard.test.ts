@@ -46,9 +46,9 @@ afterEach(async () => {
   // Whatever a test did, no event may carry a token the stand-in issued.
   const text = JSON.stringify(events);
   const leaked = servers.flatMap((server) => server.issuedSecrets()).filter((secret) => text.includes(secret));
-  expect(leaked.length, "events contain issued tokens").toBe(0);
   for (const server of servers) await server.stop();
   await fsp.rm(root, { recursive: true, force: true });
+  expect(leaked.length, "events contain issued tokens").toBe(0);
 });
 
 async function standIn(options: StandInOptions = {}): Promise<StandInEndpoint> {
@@ -82,6 +82,11 @@ function openGuard(options: Partial<RefreshGuardOptions> = {}): Promise<RefreshG
 async function tokens(response: Response): Promise<TokenBody> {
   expect(response.status).toBe(200);
   return (await response.json()) as TokenBody;
+}
+
+/** A token's fingerprint (8 hex digits of its key): what assertions compare, so a failure prints no token. */
+function fp(token: string): string {
+  return tokenKey(token).slice(0, 8);
 }
 
 function eventsOf(type: GuardEvent["type"]): GuardEvent[] {
@@ -157,7 +162,7 @@ describe("RefreshGuard.refresh: one redemption per rotation", () => {
       expect(body.token_type).toBe("Bearer");
     }
     const successor = bodies[0]!;
-    expect(successor.refresh_token).not.toBe(credential.refresh);
+    expect(fp(successor.refresh_token)).not.toBe(fp(credential.refresh));
     expect(server.refreshLive(successor.refresh_token)).toBe(true);
     expect(server.accessValid(successor.access_token)).toBe(true);
     expect(eventsOf("redeemed")).toHaveLength(1);
@@ -185,7 +190,7 @@ describe("RefreshGuard.refresh: one redemption per rotation", () => {
     expect(server.counters.redemptions).toBe(3);
 
     const body = await tokens(await guard.refresh(chain[0]!, redeemAt(server)));
-    expect(body.refresh_token).toBe(chain[3]);
+    expect(fp(body.refresh_token)).toBe(fp(chain[3]!));
     expect(server.refreshLive(body.refresh_token)).toBe(true);
     expect(server.accessValid(body.access_token)).toBe(true);
     expect(server.counters.redemptions).toBe(3);
@@ -195,7 +200,7 @@ describe("RefreshGuard.refresh: one redemption per rotation", () => {
     expect(shared[0]).toMatchObject({ hops: 3, key: tokenKey(chain[0]!).slice(0, 8) });
 
     // A middle link lands on the same head.
-    expect((await tokens(await guard.refresh(chain[2]!, redeemAt(server)))).refresh_token).toBe(chain[3]);
+    expect(fp((await tokens(await guard.refresh(chain[2]!, redeemAt(server)))).refresh_token)).toBe(fp(chain[3]!));
     expect(server.counters.requests).toBe(3);
   });
 
@@ -213,13 +218,13 @@ describe("RefreshGuard.refresh: one redemption per rotation", () => {
     expect(server.counters.reuses).toBe(0);
     const head = bodies[0]!.refresh_token;
     expect(bodies.every((body) => body.refresh_token === head)).toBe(true);
-    expect(chain).not.toContain(head);
+    expect(chain.map(fp)).not.toContain(fp(head));
     expect(server.refreshLive(head)).toBe(true);
     expect(server.refreshLive(chain[3]!)).toBe(false);
     expect(eventsOf("redeemed").at(-1)).toMatchObject({ hops: 3 });
 
     // The new head is fresh by the same clock: no further redemption.
-    expect((await tokens(await guard.refresh(chain[1]!, redeemAt(server)))).refresh_token).toBe(head);
+    expect(fp((await tokens(await guard.refresh(chain[1]!, redeemAt(server)))).refresh_token)).toBe(fp(head));
     expect(server.counters.redemptions).toBe(4);
   });
 
@@ -229,7 +234,7 @@ describe("RefreshGuard.refresh: one redemption per rotation", () => {
     const first = await openGuard();
     const chain = await rotate(first, server, credential.refresh, 1);
     const second = await openGuard();
-    expect((await tokens(await second.refresh(credential.refresh, redeemAt(server)))).refresh_token).toBe(chain[1]);
+    expect(fp((await tokens(await second.refresh(credential.refresh, redeemAt(server)))).refresh_token)).toBe(fp(chain[1]!));
     expect(server.counters.requests).toBe(1);
   });
 });
@@ -248,9 +253,9 @@ describe("RefreshGuard.refresh: token spent outside the guard", () => {
     const guard = await openGuard({ siblingSources: [source] });
 
     const body = await tokens(await guard.refresh(credential.refresh, redeemAt(server)));
-    expect(body.access_token).toBe(successor.access);
-    expect(body.refresh_token).toBe(successor.refresh);
-    expect(body.id_token).toBe(successor.idToken);
+    expect(fp(body.access_token)).toBe(fp(successor.access));
+    expect(fp(body.refresh_token)).toBe(fp(successor.refresh));
+    expect(fp(body.id_token!)).toBe(fp(successor.idToken));
     expect(body.expires_in).toBeGreaterThan(3500);
     const recovered = eventsOf("recovered");
     expect(recovered).toHaveLength(1);
@@ -262,7 +267,7 @@ describe("RefreshGuard.refresh: token spent outside the guard", () => {
 
     // The recovery was journaled: the next caller with the stale token needs no request at all.
     expect(await guard.journal.has(tokenKey(credential.refresh))).toBe(true);
-    expect((await tokens(await guard.refresh(credential.refresh, redeemAt(server)))).refresh_token).toBe(successor.refresh);
+    expect(fp((await tokens(await guard.refresh(credential.refresh, redeemAt(server)))).refresh_token)).toBe(fp(successor.refresh));
     expect(server.counters.requests).toBe(1);
   });
 
@@ -274,7 +279,7 @@ describe("RefreshGuard.refresh: token spent outside the guard", () => {
     const guard = await openGuard({ siblingSources: [source] });
 
     const body = await tokens(await guard.refresh(credential.refresh, redeemAt(server)));
-    expect(body.refresh_token).not.toBe(successor.refresh);
+    expect(fp(body.refresh_token)).not.toBe(fp(successor.refresh));
     expect(server.refreshLive(body.refresh_token)).toBe(true);
     expect(server.accessValid(body.access_token)).toBe(true);
     expect(server.counters.redemptions).toBe(2);
@@ -347,7 +352,7 @@ describe("RefreshGuard.refresh: caller abort", () => {
     const journaled = await guard.journal.read(key, credential.refresh);
 
     const body = await tokens(await guard.refresh(credential.refresh, redeemAt(server)));
-    expect(body.refresh_token).toBe(journaled!.refreshToken);
+    expect(fp(body.refresh_token)).toBe(fp(journaled!.refreshToken));
     expect(server.refreshLive(body.refresh_token)).toBe(true);
     expect(server.counters.redemptions).toBe(1);
     expect(server.counters.requests).toBe(1);
@@ -470,6 +475,21 @@ describe("RefreshGuard.refresh: the cross-process lock", () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
+  it("holders() shows this process holding the lock while its request is in flight, and nothing after", async () => {
+    const server = await standIn();
+    const credential = server.issue("acct-holders");
+    let during: Awaited<ReturnType<RefreshGuard["holders"]>> = [];
+    const guard: RefreshGuard = await openGuard({
+      stage: async (stage) => {
+        if (stage === "before-post") during = await guard.holders();
+      },
+    });
+    await tokens(await guard.refresh(credential.refresh, redeemAt(server)));
+    expect(during).toHaveLength(1);
+    expect(during[0]).toMatchObject({ key: tokenKey(credential.refresh), pid: process.pid });
+    expect(await guard.holders()).toEqual([]);
+  });
+
   it("a holder whose lock was taken over before it sent steps back and uses the new holder's result", async () => {
     const server = await standIn({ latencyMs: 200 });
     const credential = server.issue("acct-takeover");
@@ -492,7 +512,7 @@ describe("RefreshGuard.refresh: the cross-process lock", () => {
 
     const body = await tokens(await slow.refresh(credential.refresh, redeemAt(server)));
     const rivalBody = await tokens(await rival!);
-    expect(body.refresh_token).toBe(rivalBody.refresh_token);
+    expect(fp(body.refresh_token)).toBe(fp(rivalBody.refresh_token));
     expect(server.counters.requests).toBe(1);
     expect(server.counters.reuses).toBe(0);
     expect(events.some((event) => event.type === "warning" && event.reason === "lock_compromised")).toBe(true);
