@@ -104,10 +104,11 @@ export class GuardRuntime {
   private onEvent(event: GuardEvent): void {
     const line = formatEvent(event);
     const { logger } = this.deps;
+    // OpenClaw's info goes to stdout, in front of commands' --json output: routine outcomes go to
+    // debug (and to the status record); problems to warn/error, which go to stderr.
     if (event.type === "failed") logger.error(line);
     else if (event.type === "warning") logger.warn(line);
-    else if (event.type === "shared") (logger.debug ?? logger.info)(line);
-    else logger.info(line);
+    else logger.debug?.(line);
     this.status.record(event).catch((error: Error) => this.logOnce("warn", `event=status_unwritable msg=${quote(error.message)}`));
   }
 

@@ -5,9 +5,9 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
-import { PLUGIN_ID, parseConfig } from "./config.ts";
+import { PLUGIN_ID, type RefreshGuardConfig, parseConfig } from "./config.ts";
 import { installFetchInterceptor, interceptorAttached } from "./fetch-interceptor.ts";
-import { GuardRuntime, type HostLogger } from "./guard-runtime.ts";
+import { GuardRuntime, type HostLogger, type RuntimeDeps } from "./guard-runtime.ts";
 import { type HostAssessment, assessHost } from "./host-compat.ts";
 import { formatStatus, type StatusReport } from "./status-report.ts";
 
@@ -52,9 +52,9 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
       log.warn(`[refresh-guard] event=unsupported_host host=${host.version ?? "unknown"} msg=${JSON.stringify(host.note)}`);
     } else {
       const agentDirs = env.OPENCLAW_AGENT_DIR ? [env.OPENCLAW_AGENT_DIR] : [];
-      state.runtime = new GuardRuntime(config, { logger: log, stateDir, agentDirs });
+      state.runtime = sharedRuntime(config, { logger: log, stateDir, agentDirs });
       installFetchInterceptor(state.runtime.routes());
-      (log.debug ?? log.info)(`[refresh-guard] event=attached providers=${config.providers.map((p) => p.id).join(",")} host=${host.version ?? "unknown"}`);
+      log.debug?.(`[refresh-guard] event=attached providers=${config.providers.map((p) => p.id).join(",")} host=${host.version ?? "unknown"}`);
     }
     // The status command still needs the config even where nothing is attached.
     state.runtime ??= new GuardRuntime(config, { logger: log, stateDir });
@@ -88,6 +88,22 @@ export async function statusReport(state: PluginState): Promise<StatusReport> {
   if (state.configProblem !== undefined) report.configProblem = state.configProblem;
   if (state.runtime !== null) report.guard = await state.runtime.report();
   return report;
+}
+
+// The host may call register() several times in one process (seen: 3 times on 2026.4.15). One
+// runtime per configuration keeps one in-process mutex per key, so callers still share a flight.
+const RUNTIMES = Symbol.for("openclaw-refresh-guard.runtimes");
+
+function sharedRuntime(config: RefreshGuardConfig, deps: RuntimeDeps): GuardRuntime {
+  const holder = globalThis as { [RUNTIMES]?: Map<string, GuardRuntime> };
+  const runtimes = (holder[RUNTIMES] ??= new Map());
+  const key = JSON.stringify([config, deps.stateDir, deps.agentDirs]);
+  let runtime = runtimes.get(key);
+  if (runtime === undefined) {
+    runtime = new GuardRuntime(config, deps);
+    runtimes.set(key, runtime);
+  }
+  return runtime;
 }
 
 function resolveStateDir(api: PluginApi, env: NodeJS.ProcessEnv): string {

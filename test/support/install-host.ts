@@ -104,7 +104,7 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): 
 
 /** Env for npm so that it runs under `nodeBin` (npm is `#!/usr/bin/env node`). */
 function npmEnv(nodeBin: string | undefined): NodeJS.ProcessEnv {
-  const env = { ...process.env, npm_config_fund: "false", npm_config_audit: "false", npm_config_update_notifier: "false" };
+  const env: NodeJS.ProcessEnv = { ...process.env, npm_config_fund: "false", npm_config_audit: "false", npm_config_update_notifier: "false" };
   if (nodeBin) env.PATH = `${path.dirname(nodeBin)}${path.delimiter}${env.PATH ?? ""}`;
   return env;
 }
@@ -221,9 +221,9 @@ export async function ensureHost(version: string, opts: EnsureHostOptions = {}):
   const dir = path.join(hostsDir, `openclaw-${version}`);
   const bin = path.join(dir, "node_modules", "openclaw", "openclaw.mjs");
   const marker = path.join(dir, MARKER);
-  const nodeBin = await pickNode(version, opts);
+  let nodeBin = await pickNode(version, opts);
   const ready = (): boolean => !opts.force && existsSync(marker) && existsSync(bin);
-  if (ready()) return { dir, bin, nodeBin };
+  if (ready()) return { dir, bin, nodeBin: await honourEngines(dir, nodeBin, opts) };
 
   mkdirSync(hostsDir, { recursive: true });
   await withLock(`${dir}.lock`, { timeoutMs: opts.lockTimeoutMs ?? 15 * 60_000, staleMs: opts.staleLockMs ?? 15 * 60_000, log }, async () => {
@@ -249,7 +249,23 @@ export async function ensureHost(version: string, opts: EnsureHostOptions = {}):
     writeFileSync(marker, `${JSON.stringify(m)}\n`);
     log(`openclaw@${version} ready (${m.seconds.toFixed(1)} s)`);
   });
+  nodeBin = await honourEngines(dir, nodeBin, opts);
   return { dir, bin, nodeBin };
+}
+
+/** If the installed host's engines.node (">=X.Y.Z") is above `nodeBin`'s version, switch to Node 24. */
+async function honourEngines(dir: string, nodeBin: string, opts: EnsureHostOptions): Promise<string> {
+  try {
+    const pkg = JSON.parse(readFileSync(path.join(dir, "node_modules", "openclaw", "package.json"), "utf8")) as { engines?: { node?: string } };
+    const min = /^\s*>=\s*v?(\d+\.\d+\.\d+)/.exec(pkg.engines?.node ?? "")?.[1];
+    if (!min) return nodeBin;
+    if (cmpVersion(await nodeVersionOf(nodeBin), min) >= 0) return nodeBin;
+    if (cmpVersion(NODE24_VERSION, min) < 0) throw new Error(`host needs Node ${pkg.engines?.node}; bump NODE24_VERSION`);
+    return await ensureNode(NODE24_VERSION, opts);
+  } catch (err) {
+    if (err instanceof Error && err.message.includes("bump NODE24_VERSION")) throw err;
+    return nodeBin;
+  }
 }
 
 const invokedAsCli = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
