@@ -173,7 +173,7 @@ async function nodeVersionOf(bin: string): Promise<string> {
 /** Install npm package node@<version> into <cacheDir>/node-<major> (once) and return its binary. */
 export async function ensureNode(version: string, opts: EnsureHostOptions = {}): Promise<string> {
   const log = opts.log ?? defaultLog;
-  const cacheDir = opts.cacheDir ?? path.join(REPO_ROOT, ".cache");
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const major = parseVersion(version)[0];
   const dir = path.join(cacheDir, `node-${major}`);
   const bin = path.join(dir, "node_modules", "node", "bin", "node");
@@ -216,7 +216,7 @@ export async function pickNode(hostVersion: string, opts: EnsureHostOptions = {}
 export async function ensureHost(version: string, opts: EnsureHostOptions = {}): Promise<HostInstall> {
   if (!/^\d{4}\.\d+\.\d+(?:[-.][\w.]+)?$/.test(version)) throw new Error(`unexpected host version ${JSON.stringify(version)}`);
   const log = opts.log ?? defaultLog;
-  const cacheDir = opts.cacheDir ?? path.join(REPO_ROOT, ".cache");
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const hostsDir = path.join(cacheDir, "hosts");
   const dir = path.join(hostsDir, `openclaw-${version}`);
   const bin = path.join(dir, "node_modules", "openclaw", "openclaw.mjs");
@@ -283,4 +283,9 @@ if (invokedAsCli) {
       process.exit(1);
     },
   );
+}
+
+/** REFRESH_GUARD_CACHE moves the cache out of the checkout (CI keeps it across clean clones). */
+function defaultCacheDir(): string {
+  return process.env.REFRESH_GUARD_CACHE || path.join(REPO_ROOT, ".cache");
 }
