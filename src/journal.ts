@@ -178,7 +178,30 @@ export class Journal {
   async prune(): Promise<number> {
     const now = this.now();
     let removed = 0;
-    for (const dir of [this.dir, this.options.quarantineDir]) {
+    for await (const file of this.files()) {
+      const maxAge = file.name.endsWith(".tmp") ? TMP_MAX_AGE_MS : this.options.retentionMs;
+      if (now - file.stat.mtimeMs > maxAge) {
+        await fsp.rm(file.path, { force: true });
+        removed += 1;
+      }
+    }
+    return removed;
+  }
+
+  async size(): Promise<{ entries: number; tombstones: number; quarantined: number; bytes: number }> {
+    const result = { entries: 0, tombstones: 0, quarantined: 0, bytes: 0 };
+    for await (const file of this.files()) {
+      result.bytes += file.stat.size;
+      if (file.quarantined) result.quarantined += 1;
+      else if (file.name.endsWith(".json")) result.entries += 1;
+      else if (file.name.endsWith(".spent")) result.tombstones += 1;
+    }
+    return result;
+  }
+
+  /** Every regular file of the journal and of the quarantine. */
+  private async *files() {
+    for (const [dir, quarantined] of [[this.dir, false], [this.options.quarantineDir, true]] as const) {
       let names: string[];
       try {
         names = await fsp.readdir(dir);
@@ -188,36 +211,9 @@ export class Journal {
       for (const name of names) {
         const path = join(dir, name);
         const stat = await lstatOrNull(path);
-        if (stat === null || !stat.isFile()) continue;
-        const maxAge = name.endsWith(".tmp") ? TMP_MAX_AGE_MS : this.options.retentionMs;
-        if (now - stat.mtimeMs > maxAge) {
-          await fsp.rm(path, { force: true });
-          removed += 1;
-        }
+        if (stat !== null && stat.isFile()) yield { name, path, stat, quarantined };
       }
     }
-    return removed;
-  }
-
-  async size(): Promise<{ entries: number; tombstones: number; quarantined: number; bytes: number }> {
-    const result = { entries: 0, tombstones: 0, quarantined: 0, bytes: 0 };
-    for (const [dir, isQuarantine] of [[this.dir, false], [this.options.quarantineDir, true]] as const) {
-      let names: string[];
-      try {
-        names = await fsp.readdir(dir);
-      } catch {
-        continue;
-      }
-      for (const name of names) {
-        const stat = await lstatOrNull(join(dir, name));
-        if (stat === null || !stat.isFile()) continue;
-        result.bytes += stat.size;
-        if (isQuarantine) result.quarantined += 1;
-        else if (name.endsWith(".json")) result.entries += 1;
-        else if (name.endsWith(".spent")) result.tombstones += 1;
-      }
-    }
-    return result;
   }
 }
 
