@@ -14,6 +14,8 @@ import { formatStatus, type StatusReport } from "./status-report.ts";
 /** The part of OpenClaw's plugin API refresh-guard uses (openclaw/plugin-sdk OpenClawPluginApi). */
 export interface PluginApi {
   pluginConfig?: Record<string, unknown>;
+  /** "full" in processes that run agents or commands; "cli-metadata" when only listing commands. */
+  registrationMode?: string;
   logger: HostLogger;
   version?: string;
   runtime?: { version?: string; state?: { resolveStateDir?: (env?: NodeJS.ProcessEnv) => string } };
@@ -42,11 +44,13 @@ interface PluginState {
 export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = process.env): PluginState {
   const log = api.logger;
   const stateDir = resolveStateDir(api, env);
-  const host = assessHost(api.runtime?.version ?? null);
+  const host = assessHost(hostVersion(api));
   const state: PluginState = { runtime: null, host };
   try {
     const config = parseConfig(api.pluginConfig, { stateDir });
-    if (config.providers.length === 0) {
+    if (api.registrationMode === "cli-metadata" || api.registrationMode === "setup-only") {
+      // Loaded only to describe commands or setup: nothing refreshes in this load.
+    } else if (config.providers.length === 0) {
       log.info(`[refresh-guard] event=idle msg="no provider enabled; set ${`plugins.entries["${PLUGIN_ID}"].config.providers["openai-codex"].enabled`} to true"`);
     } else if (!host.supported) {
       log.warn(`[refresh-guard] event=unsupported_host host=${host.version ?? "unknown"} msg=${JSON.stringify(host.note)}`);
@@ -104,6 +108,16 @@ function sharedRuntime(config: RefreshGuardConfig, deps: RuntimeDeps): GuardRunt
     runtimes.set(key, runtime);
   }
   return runtime;
+}
+
+/** The host's version; null where the runtime is absent or refuses access (2026.9's cli-metadata load). */
+function hostVersion(api: PluginApi): string | null {
+  try {
+    const version = api.runtime?.version;
+    return typeof version === "string" && version !== "" ? version : null;
+  } catch {
+    return null;
+  }
 }
 
 function resolveStateDir(api: PluginApi, env: NodeJS.ProcessEnv): string {

@@ -87,6 +87,19 @@ describe("registerRefreshGuard", () => {
     expect(globalThis.fetch).toBe(originalFetch);
   });
 
+  it("in a cli-metadata load whose runtime throws on access, registers the command and attaches nothing", () => {
+    const { api, commands } = fakeApi({ providers: { "openai-codex": { enabled: true, tokenUrl: server.url } } });
+    Object.defineProperty(api, "runtime", {
+      get() {
+        throw new Error("runtime unavailable in cli-metadata mode");
+      },
+    });
+    api.registrationMode = "cli-metadata";
+    expect(() => registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir })).not.toThrow();
+    expect(globalThis.fetch).toBe(originalFetch);
+    expect(commands["refresh-guard status"]).toBeTypeOf("function");
+  });
+
   it("logs a bad config with its full path, attaches nothing, and does not throw into the host", () => {
     const { api, lines } = fakeApi({ providers: { "openai-codex": { enabled: true } }, lock: { staleMs: -1 } });
     expect(() => registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir })).not.toThrow();
