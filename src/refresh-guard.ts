@@ -86,7 +86,10 @@ export interface RefreshGuardOptions {
   stage?: (stage: Stage) => Promise<void> | void;
 }
 
-type Resolved = { kind: "set"; outcome: "redeemed" | "shared" | "recovered"; set: TokenSet } | { kind: "response"; response: Response };
+/** `hops`: journal entries a reader walks from the presented token to `set`, once this resolution is done. */
+type Resolved =
+  | { kind: "set"; outcome: "redeemed" | "shared" | "recovered"; set: TokenSet; hops: number }
+  | { kind: "response"; response: Response };
 
 type Redemption =
   | { kind: "advanced" }
@@ -112,6 +115,8 @@ export class RefreshGuard {
   private readonly emit: (event: GuardEvent) => void;
   private readonly stage: (stage: Stage) => Promise<void> | void;
   private readonly mutex = new KeyedMutex();
+  /** Resolutions in flight in this process, by the key of the token presented. */
+  private readonly inflight = new Map<string, Promise<Resolved>>();
   private readonly watch: DirWatch;
   private lastPrune = 0;
 
@@ -121,6 +126,7 @@ export class RefreshGuard {
     for (const dir of [guard.guardDir, guard.locks.dir, guard.journal.dir, join(guard.guardDir, "quarantine")]) {
       await ensurePrivateDir(dir);
     }
+    await guard.locks.primeMtimePrecision();
     return guard;
   }
 
@@ -162,7 +168,7 @@ export class RefreshGuard {
    */
   refresh(refreshToken: string, redeem: Redeem, options: { signal?: AbortSignal | null } = {}): Promise<Response> {
     const started = this.now();
-    const work = this.resolve(refreshToken, redeem, true, started).then((resolved) => this.answer(resolved));
+    const work = this.resolveShared(refreshToken, redeem, started).then((resolved) => this.answer(resolved));
     const signal = options.signal;
     if (!signal) return work;
     work.catch(() => undefined);
@@ -176,6 +182,33 @@ export class RefreshGuard {
 
   async holders(): Promise<LockHolder[]> {
     return this.locks.holders();
+  }
+
+  /**
+   * In-process single flight: callers of this process that present the same token while a
+   * resolution of it is under way join that one instead of each walking the journal and queueing
+   * on the mutex and the lock in turn. A caller that joins gets the leader's token set and its own
+   * `shared` event; if the leader ends in anything but a token set (an endpoint error, a spent
+   * token, a timeout), the caller resolves on its own, exactly as it would have without joining.
+   */
+  private async resolveShared(token: string, redeem: Redeem, started: number): Promise<Resolved> {
+    const key = tokenKey(token);
+    const running = this.inflight.get(key);
+    if (running !== undefined) {
+      const led = await running.catch(() => null);
+      if (led?.kind === "set") {
+        this.emit({ type: "shared", provider: this.provider, key: keyLabel(key), hops: led.hops, ms: this.now() - started });
+        return { kind: "set", outcome: "shared", set: led.set, hops: led.hops };
+      }
+      return this.resolve(token, redeem, true, started);
+    }
+    const lead = this.resolve(token, redeem, true, started);
+    this.inflight.set(key, lead);
+    try {
+      return await lead;
+    } finally {
+      if (this.inflight.get(key) === lead) this.inflight.delete(key);
+    }
   }
 
   private answer(resolved: Resolved): Response {
@@ -205,13 +238,13 @@ export class RefreshGuard {
       const firstKey = keyLabel(tokenKey(token));
       if (latest !== null && this.isFresh(latest.expiresAt)) {
         this.emit({ type: "shared", provider: this.provider, key: firstKey, hops: chain.length, ms: this.now() - started });
-        return { kind: "set", outcome: "shared", set: latest };
+        return { kind: "set", outcome: "shared", set: latest, hops: chain.length };
       }
       const result = await this.redeemNewest(key, current, redeem);
       if (result.kind === "advanced") continue;
       if (result.kind === "redeemed") {
         this.emit({ type: "redeemed", provider: this.provider, key: firstKey, hops: chain.length, ms: this.now() - started });
-        return { kind: "set", outcome: "redeemed", set: result.set };
+        return { kind: "set", outcome: "redeemed", set: result.set, hops: chain.length + 1 };
       }
       if (result.kind === "response") {
         this.fail(key, "endpoint_error", `token endpoint answered ${result.response.status}`, readErrorCode(result.response.body));
@@ -371,7 +404,7 @@ export class RefreshGuard {
       if (set === null) continue;
       const winner = await this.journal.write(key, token, set);
       this.emit({ type: "recovered", provider: this.provider, key: keyLabel(key), source: candidate.source, ms: this.now() - started });
-      return { kind: "set", outcome: "recovered", set: winner };
+      return { kind: "set", outcome: "recovered", set: winner, hops: chain.length };
     }
     return null;
   }

@@ -147,6 +147,23 @@ export class RefreshLocks {
     await fsp.rmdir(path).catch(() => undefined);
   }
 
+  /**
+   * proper-lockfile learns the filesystem's mtime precision on a process's first lock and, until
+   * then, dates that lock up to a second into the future — which would delay a takeover after a
+   * crash by as much. Taking and dropping a private throwaway lock once at start-up settles it.
+   */
+  async primeMtimePrecision(): Promise<void> {
+    const name = `.precision-${process.pid}-${randomBytes(4).toString("hex")}`;
+    const release = await lockfile.lock(join(this.dir, name), {
+      lockfilePath: join(this.dir, `${name}.lock`),
+      realpath: false,
+      retries: 0,
+      fs: PRIVATE_FS,
+      onCompromised: () => undefined,
+    });
+    await release();
+  }
+
   /** Current lock directories, with the holder's pid where it recorded one. */
   async holders(): Promise<LockHolder[]> {
     let names: string[];
@@ -157,7 +174,7 @@ export class RefreshLocks {
     }
     const holders: LockHolder[] = [];
     for (const name of names) {
-      if (!name.endsWith(".lock")) continue;
+      if (!name.endsWith(".lock") || name.startsWith(".")) continue;
       const key = name.slice(0, -".lock".length);
       const stat = await lstatOrNull(join(this.dir, name));
       if (stat === null) continue;
