@@ -402,10 +402,9 @@ function isValid(server: StandInEndpoint, result: CallResult): boolean {
 // ---------------------------------------------------------------------------------------------
 // 4. Crash recovery: the holder dies before its request leaves; a sibling is already waiting.
 //
-// Each holder is a fresh process, so its lock is the first that process takes. proper-lockfile
-// probes the filesystem's mtime precision on a process's first lock by setting the lock's mtime
-// to the next whole second + 5 ms, so such a lock looks fresh for up to 1 s longer than staleMs:
-// expect staleMs − ~100 ms + (0…1000 ms) + poll + one redemption, i.e. about 2.0–3.1 s here.
+// Each holder is a fresh process. RefreshGuard.open settles proper-lockfile's mtime-precision probe
+// with a throwaway lock, so the holder's real lock is dated "now", not up to a second ahead:
+// expect staleMs − ~100 ms + poll + one redemption, i.e. a little over 2 s here.
 
 interface CrashResult {
   medianMs: number;
@@ -568,8 +567,7 @@ async function main(): Promise<void> {
     `  GET  ${hot.get.withoutUs} µs → ${hot.get.withUs} µs with the interceptor (×${hot.get.ratio} paired per round, ×${hot.get.ratioOfMedians} ratio of medians)`,
     `  POST ${hot.post.withoutUs} µs → ${hot.post.withUs} µs with the interceptor (×${hot.post.ratio} paired per round, ×${hot.post.ratioOfMedians} ratio of medians)`,
     `  A/A noise floor ×${hot.controlRatio} · the wrapper alone adds ${hot.wrapperNsPerCall.get} ns (GET), ${hot.wrapperNsPerCall.post} ns (POST) per call`,
-    `crash recovery (holder SIGKILLed ~100 ms after taking the lock, before its POST; staleMs ${crash.staleMs}; ` +
-      "a process's first lock starts with an mtime up to 1 s ahead, see crashRecovery())",
+    `crash recovery (holder SIGKILLed ~100 ms after taking the lock, before its POST; staleMs ${crash.staleMs})`,
     `  ms from kill to a sibling's valid token: ${crash.samplesMs.join(", ")} · redemptions ${crash.redemptions}/${PLAN.crashRuns} · ` +
       `reuse answers ${crash.reuses} · failures ${crash.failures}`,
   ];
