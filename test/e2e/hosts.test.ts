@@ -83,6 +83,18 @@ function noteProbes(summary: ScenarioSummary, codex: CodexStandIn, results: read
   summary.probeSeconds.push(results.map((result) => result.ms / 1000));
 }
 
+/** `openclaw plugins install <tgz>`, then the user config that enables openai-codex; checks both took. */
+async function installAndEnable(world: HostWorld) {
+  const install = await world.installPlugin(plugin.tgz);
+  expect(install.stdout).toContain(`Installed plugin: ${PLUGIN_ID}`);
+  await world.configurePlugin();
+  expect((await world.readConfig()).plugins?.entries?.[PLUGIN_ID]).toMatchObject({
+    enabled: true,
+    config: { providers: { "openai-codex": { enabled: true } } },
+  });
+  return install;
+}
+
 /** Without the plugin the copies race: one agent redeems, the others present a spent token. */
 async function expectRaceWithoutPlugin(host: HostUnderTest): Promise<void> {
   const started = Date.now();
@@ -125,13 +137,7 @@ async function expectGuardedRotations(host: HostUnderTest, rotations: number): P
   const world = await HostWorld.create(host, tls, "guarded");
   const codex = await startCodexStandIn(tls);
   try {
-    const install = await world.installPlugin(plugin.tgz);
-    expect(install.stdout).toContain(`Installed plugin: ${PLUGIN_ID}`);
-    await world.configurePlugin();
-    expect((await world.readConfig()).plugins?.entries?.[PLUGIN_ID]).toMatchObject({
-      enabled: true,
-      config: { providers: { "openai-codex": { enabled: true } } },
-    });
+    const install = await installAndEnable(world);
 
     const { server } = codex;
     await world.seedAgents(AGENTS, server.expire(server.issue(ACCOUNT)));
@@ -218,13 +224,7 @@ describe("openclaw 2026.9.6", () => {
     const summary = newSummary(h, "status only (host unsupported)");
     const world = await HostWorld.create(h, tls, "status");
     try {
-      const install = await world.installPlugin(plugin.tgz);
-      expect(install.stdout).toContain(`Installed plugin: ${PLUGIN_ID}`);
-      await world.configurePlugin();
-      expect((await world.readConfig()).plugins?.entries?.[PLUGIN_ID]).toMatchObject({
-        enabled: true,
-        config: { providers: { "openai-codex": { enabled: true } } },
-      });
+      const install = await installAndEnable(world);
 
       const [jsonRun, textRun] = await Promise.all([world.status(true), world.status(false)]);
       const report = parseJsonOutput(jsonRun.stdout) as StatusReport;
