@@ -7,7 +7,6 @@ export const ERR_UNSAFE_DIR = "REFRESH_GUARD_UNSAFE_DIR";
 export const ERR_CONFIG = "REFRESH_GUARD_CONFIG";
 export const ERR_RELOGIN_REQUIRED = "REFRESH_GUARD_RELOGIN_REQUIRED";
 export const ERR_JOURNAL_CORRUPT = "REFRESH_GUARD_JOURNAL_CORRUPT";
-export const ERR_ENDPOINT = "REFRESH_GUARD_ENDPOINT";
 export const ERR_CHAIN = "REFRESH_GUARD_CHAIN";
 
 export function loginCommand(provider: string): string {
@@ -97,15 +96,6 @@ export class JournalCorruptError extends RefreshGuardError {
       ...context,
       path: file,
     });
-  }
-}
-
-/** The token endpoint failed in a way that is not an OAuth error body (timeout, reset, bad JSON). */
-export class EndpointError extends RefreshGuardError {
-  readonly status?: number;
-  constructor(message: string, status?: number, context: ErrorContext = {}) {
-    super(ERR_ENDPOINT, `refresh-guard: ${message}`, context);
-    if (status !== undefined) this.status = status;
   }
 }
 

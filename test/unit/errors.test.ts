@@ -5,13 +5,11 @@ import {
   ConfigError,
   ERR_CHAIN,
   ERR_CONFIG,
-  ERR_ENDPOINT,
   ERR_JOURNAL_CORRUPT,
   ERR_LOCK_COMPROMISED,
   ERR_LOCK_TIMEOUT,
   ERR_RELOGIN_REQUIRED,
   ERR_UNSAFE_DIR,
-  EndpointError,
   JournalCorruptError,
   LockCompromisedError,
   LockTimeoutError,
@@ -30,7 +28,6 @@ describe("errors", () => {
       [new ConfigError("plugins.entries.x", "bad"), ERR_CONFIG, "ConfigError"],
       [new ReloginRequiredError("openai-codex", "refresh_token_reused", "d"), ERR_RELOGIN_REQUIRED, "ReloginRequiredError"],
       [new JournalCorruptError("/g/journal/x.json", "r"), ERR_JOURNAL_CORRUPT, "JournalCorruptError"],
-      [new EndpointError("m", 502), ERR_ENDPOINT, "EndpointError"],
       [new ChainError("loop"), ERR_CHAIN, "ChainError"],
     ];
     for (const [error, code, name] of cases) {
@@ -43,7 +40,7 @@ describe("errors", () => {
   });
 
   it("codes are distinct", () => {
-    const codes = [ERR_LOCK_TIMEOUT, ERR_LOCK_COMPROMISED, ERR_UNSAFE_DIR, ERR_CONFIG, ERR_RELOGIN_REQUIRED, ERR_JOURNAL_CORRUPT, ERR_ENDPOINT, ERR_CHAIN];
+    const codes = [ERR_LOCK_TIMEOUT, ERR_LOCK_COMPROMISED, ERR_UNSAFE_DIR, ERR_CONFIG, ERR_RELOGIN_REQUIRED, ERR_JOURNAL_CORRUPT, ERR_CHAIN];
     expect(new Set(codes).size).toBe(codes.length);
   });
 
@@ -83,10 +80,5 @@ describe("errors", () => {
     const error = new ConfigError('plugins.entries["refresh-guard"].config.lock.staleMs', "must be >= 2000");
     expect(error.configPath).toBe('plugins.entries["refresh-guard"].config.lock.staleMs');
     expect(error.message).toContain('plugins.entries["refresh-guard"].config.lock.staleMs: must be >= 2000');
-  });
-
-  it("the endpoint error keeps the HTTP status when there is one", () => {
-    expect(new EndpointError("bad gateway", 502).status).toBe(502);
-    expect(new EndpointError("reset").status).toBeUndefined();
   });
 });
