@@ -61,6 +61,8 @@ export const DEFAULT_TIMING: GuardTiming = {
 };
 
 export const MAX_CHAIN = 64;
+/** Lock directories and owner records untouched this long are left over from crashes. */
+const LEFTOVER_LOCK_MS = 60 * 60 * 1000;
 
 export type Outcome = "redeemed" | "shared" | "recovered" | "failed";
 
@@ -459,6 +461,8 @@ export class RefreshGuard {
     if (now - this.lastPrune < this.timing.pruneIntervalMs) return;
     this.lastPrune = now;
     this.journal.prune().catch((error: Error) => this.warn("prune_failed", error.message));
+    // Far beyond staleMs: only what crashed holders left behind is this old.
+    this.locks.prune(Math.max(LEFTOVER_LOCK_MS, this.timing.staleMs * 10)).catch((error: Error) => this.warn("prune_failed", error.message));
   }
 
   private fail(key: string, reason: string, message: string, code?: string): void {

@@ -164,6 +164,40 @@ export class RefreshLocks {
     await release();
   }
 
+  /**
+   * Removes what crashed holders left behind for keys nobody presents again: lock directories
+   * not refreshed for `maxAgeMs` (a live holder refreshes its lock every `updateMs`) and owner
+   * records older than that whose lock is gone. Returns how many it removed.
+   */
+  async prune(maxAgeMs: number): Promise<number> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.dir);
+    } catch {
+      return 0;
+    }
+    const old = async (name: string) => {
+      const stat = await lstatOrNull(join(this.dir, name));
+      return stat !== null && this.now() - stat.mtimeMs > maxAgeMs ? stat : null;
+    };
+    const locksLeft = new Set(names.filter((name) => name.endsWith(".lock")));
+    let removed = 0;
+    for (const name of locksLeft) {
+      if (!(await old(name))?.isDirectory()) continue;
+      if (await fsp.rmdir(join(this.dir, name)).then(() => true, () => false)) {
+        locksLeft.delete(name);
+        removed += 1;
+      }
+    }
+    for (const name of names) {
+      if (!name.endsWith(".owner") || locksLeft.has(`${name.slice(0, -".owner".length)}.lock`)) continue;
+      if (!(await old(name))?.isFile()) continue;
+      await fsp.rm(join(this.dir, name), { force: true });
+      removed += 1;
+    }
+    return removed;
+  }
+
   /** Current lock directories, with the holder's pid where it recorded one. */
   async holders(): Promise<LockHolder[]> {
     let names: string[];

@@ -202,6 +202,21 @@ describe("RefreshLocks", () => {
     expect(holders[0]!.ageMs).toBeGreaterThanOrEqual(0);
   });
 
+  it("prune removes lock directories and orphaned owner records left by crashes, and keeps live ones", async () => {
+    const instance = locks();
+    const live = await take(instance);
+    const leftover = join(dir, `${OTHER_KEY}.lock`);
+    await fsp.mkdir(leftover);
+    await fsp.writeFile(join(dir, `${OTHER_KEY}.owner`), '{"pid":1}');
+    const orphan = join(dir, `${tokenKey("rt_orphan")}.owner`);
+    await fsp.writeFile(orphan, '{"pid":2}');
+    const hourAgo = Date.now() - 2 * 3_600_000;
+    for (const path of [leftover, join(dir, `${OTHER_KEY}.owner`), orphan]) await setMtime(path, hourAgo);
+    expect(await instance.prune(3_600_000)).toBe(3);
+    expect((await fsp.readdir(dir)).sort()).toEqual([`${KEY}.lock`, `${KEY}.owner`].sort());
+    await live!.assertHeld();
+  });
+
   it("holders() is empty when the lock directory does not exist", async () => {
     const missing = new RefreshLocks(join(dir, "missing"), TIMING);
     expect(await missing.holders()).toEqual([]);
