@@ -139,6 +139,26 @@ describe("installFetchInterceptor on a fake host", () => {
     expect(sent.headers.has("content-length")).toBe(false);
   });
 
+  it("keeps the caller's other request options (e.g. a proxy dispatcher) on the redemption, but not its signal", async () => {
+    const { fetch, calls } = recordingFetch();
+    const host = { fetch };
+    installFetchInterceptor(new Map([[TOKEN_URL, recordingGuard()]]), host);
+    const dispatcher = { name: "proxy-agent" };
+    const controller = new AbortController();
+    await host.fetch(TOKEN_URL, {
+      method: "POST",
+      headers: { "content-type": FORM },
+      body: formBody("rt_options"),
+      keepalive: true,
+      signal: controller.signal,
+      dispatcher,
+    } as unknown as RequestInit);
+    const sent = calls[0]!.init as RequestInit & { dispatcher?: unknown };
+    expect(sent.dispatcher).toBe(dispatcher);
+    expect(sent.keepalive).toBe(true);
+    expect(sent.signal).not.toBe(controller.signal);
+  });
+
   it("routes a JSON refresh grant to the guard and redeems with a JSON body", async () => {
     const { fetch, calls } = recordingFetch();
     const host = { fetch };
