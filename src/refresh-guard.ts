@@ -169,14 +169,16 @@ export class RefreshGuard {
    * and journaled.
    */
   refresh(refreshToken: string, redeem: Redeem, options: { signal?: AbortSignal | null } = {}): Promise<Response> {
+    const signal = options.signal;
+    const aborted = () => signal?.reason ?? new DOMException("The operation was aborted.", "AbortError");
+    // Aborted before anything was sent: send nothing, like fetch.
+    if (signal?.aborted) return Promise.reject(aborted());
     const started = this.now();
     const work = this.resolveShared(refreshToken, redeem, started).then((resolved) => this.answer(resolved));
-    const signal = options.signal;
     if (!signal) return work;
     work.catch(() => undefined);
     return new Promise<Response>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason ?? new DOMException("The operation was aborted.", "AbortError"));
-      if (signal.aborted) return onAbort();
+      const onAbort = () => reject(aborted());
       signal.addEventListener("abort", onAbort, { once: true });
       work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
     });

@@ -358,12 +358,15 @@ describe("RefreshGuard.refresh: caller abort", () => {
     expect(server.counters.requests).toBe(1);
   });
 
-  it("rejects at once for a signal that is already aborted", async () => {
+  it("rejects at once for a signal that is already aborted, and sends nothing", async () => {
     const server = await standIn();
     const guard = await openGuard();
     const credential = server.issue("acct-aborted");
     const reason = new Error("caller gave up");
     await expect(guard.refresh(credential.refresh, redeemAt(server), { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.counters.requests).toBe(0);
+    expect(await guard.journal.has(tokenKey(credential.refresh))).toBe(false);
   });
 });
 
