@@ -64,8 +64,6 @@ export const MAX_CHAIN = 64;
 /** Lock directories and owner records untouched this long are left over from crashes. */
 const LEFTOVER_LOCK_MS = 60 * 60 * 1000;
 
-export type Outcome = "redeemed" | "shared" | "recovered" | "failed";
-
 export type GuardEvent =
   | { type: "redeemed" | "shared"; provider: string; key: string; hops: number; ms: number }
   | { type: "recovered"; provider: string; key: string; source: string; ms: number }
@@ -90,7 +88,7 @@ export interface RefreshGuardOptions {
 
 /** `hops`: journal entries a reader walks from the presented token to `set`, once this resolution is done. */
 type Resolved =
-  | { kind: "set"; outcome: "redeemed" | "shared" | "recovered"; set: TokenSet; hops: number }
+  | { kind: "set"; set: TokenSet; hops: number }
   | { kind: "response"; response: Response };
 
 type Redemption =
@@ -202,7 +200,7 @@ export class RefreshGuard {
       const led = await running.catch(() => null);
       if (led?.kind === "set") {
         this.emit({ type: "shared", provider: this.provider, key: keyLabel(key), hops: led.hops, ms: this.now() - started });
-        return { kind: "set", outcome: "shared", set: led.set, hops: led.hops };
+        return { kind: "set", set: led.set, hops: led.hops };
       }
       return this.resolve(token, redeem, true, started);
     }
@@ -242,13 +240,13 @@ export class RefreshGuard {
       const firstKey = keyLabel(tokenKey(token));
       if (latest !== null && this.isFresh(latest.expiresAt)) {
         this.emit({ type: "shared", provider: this.provider, key: firstKey, hops: chain.length, ms: this.now() - started });
-        return { kind: "set", outcome: "shared", set: latest, hops: chain.length };
+        return { kind: "set", set: latest, hops: chain.length };
       }
       const result = await this.redeemNewest(key, current, redeem);
       if (result.kind === "advanced") continue;
       if (result.kind === "redeemed") {
         this.emit({ type: "redeemed", provider: this.provider, key: firstKey, hops: chain.length, ms: this.now() - started });
-        return { kind: "set", outcome: "redeemed", set: result.set, hops: chain.length + 1 };
+        return { kind: "set", set: result.set, hops: chain.length + 1 };
       }
       if (result.kind === "response") {
         this.fail(key, "endpoint_error", `token endpoint answered ${result.response.status}`, readErrorCode(result.response.body));
@@ -408,7 +406,7 @@ export class RefreshGuard {
       if (set === null) continue;
       const winner = await this.journal.write(key, token, set);
       this.emit({ type: "recovered", provider: this.provider, key: keyLabel(key), source: candidate.source, ms: this.now() - started });
-      return { kind: "set", outcome: "recovered", set: winner, hops: chain.length };
+      return { kind: "set", set: winner, hops: chain.length };
     }
     return null;
   }

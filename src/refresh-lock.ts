@@ -66,18 +66,9 @@ export class RefreshLocks {
     let compromised = false;
     let release: () => Promise<void>;
     try {
-      release = await lockfile.lock(join(this.dir, key), {
-        lockfilePath: path,
-        realpath: false,
-        retries: 0,
-        stale: this.timing.staleMs,
-        update: this.timing.updateMs,
-        fs: PRIVATE_FS,
-        onCompromised: () => {
-          // proper-lockfile's default throws from a timer and would kill the host process.
-          compromised = true;
-          this.events.onCompromised?.(key, path);
-        },
+      release = await this.lockOnce(key, () => {
+        compromised = true;
+        this.events.onCompromised?.(key, path);
       });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ELOCKED") {
@@ -153,15 +144,22 @@ export class RefreshLocks {
    * crash by as much. Taking and dropping a private throwaway lock once at start-up settles it.
    */
   async primeMtimePrecision(): Promise<void> {
-    const name = `.precision-${process.pid}-${randomBytes(4).toString("hex")}`;
-    const release = await lockfile.lock(join(this.dir, name), {
+    const release = await this.lockOnce(`.precision-${process.pid}-${randomBytes(4).toString("hex")}`, () => undefined);
+    await release();
+  }
+
+  /** One proper-lockfile attempt at `<dir>/<name>.lock`, no retries, with our private fs. */
+  private lockOnce(name: string, onCompromised: () => void): Promise<() => Promise<void>> {
+    return lockfile.lock(join(this.dir, name), {
       lockfilePath: join(this.dir, `${name}.lock`),
       realpath: false,
       retries: 0,
+      stale: this.timing.staleMs,
+      update: this.timing.updateMs,
       fs: PRIVATE_FS,
-      onCompromised: () => undefined,
+      // proper-lockfile's default throws from a timer and would kill the host process.
+      onCompromised,
     });
-    await release();
   }
 
   /**
