@@ -24,11 +24,11 @@ import { arch, cpus, platform, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 
-import { type Agent, type CallResult, startAgents } from "../examples/agent-pool.ts";
-import { parseConfig } from "../src/config.ts";
-import { installFetchInterceptor } from "../src/fetch-interceptor.ts";
-import { GuardRuntime } from "../src/guard-runtime.ts";
-import { DEFAULT_TIMING } from "../src/refresh-guard.ts";
+import { type Agent, type CallResult, startAgents } from "../test/support/agent-pool.ts";
+import { parseConfig } from "../src/config/parse-config.ts";
+import { installFetchInterceptor } from "../src/hosts/global-fetch.ts";
+import { GuardRuntime } from "../src/plugin/guard-runtime.ts";
+import { DEFAULT_TIMING } from "../src/core/refresh-guard.ts";
 import { type StandInEndpoint, startStandIn } from "../test/support/token-endpoint-server.ts";
 
 const { values: args } = parseArgs({

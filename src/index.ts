@@ -1,6 +1,6 @@
 import { definePluginEntry } from "openclaw/plugin-sdk/plugin-entry";
 
-import { type PluginApi, registerRefreshGuard } from "./plugin.ts";
+import { type PluginApi, registerRefreshGuard } from "./plugin/register.ts";
 
 export default definePluginEntry({
   id: "refresh-guard",

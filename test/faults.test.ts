@@ -7,10 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 
-import { type Agent, type AgentConfig, startAgents } from "../examples/agent-pool.ts";
-import { parseConfig } from "../src/config.ts";
-import { GuardRuntime } from "../src/guard-runtime.ts";
-import { Journal } from "../src/journal.ts";
+import { type Agent, type AgentConfig, startAgents } from "./support/agent-pool.ts";
+import { parseConfig } from "../src/config/parse-config.ts";
+import { GuardRuntime } from "../src/plugin/guard-runtime.ts";
+import { Journal } from "../src/store/journal.ts";
 import { type Fault, type StandInEndpoint, type StandInOptions, startStandIn } from "./support/token-endpoint-server.ts";
 
 const LOGIN = "openclaw models auth login --provider openai-codex";

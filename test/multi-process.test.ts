@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { type StandInEndpoint, startStandIn } from "./support/token-endpoint-server.ts";
-import { type Agent, startAgents } from "../examples/agent-pool.ts";
+import { type Agent, startAgents } from "./support/agent-pool.ts";
 
 const PROCESSES = 8;
 const CALLERS = 8;

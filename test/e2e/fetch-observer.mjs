@@ -1,6 +1,6 @@
 // `node --import <this file>` preload for the real-host tests: when the process exits, records
 // whether refresh-guard's fetch hook was attached (the same test as interceptorAttached() in
-// src/fetch-interceptor.ts) as one JSON file in $RG_FETCH_REPORT_DIR. Without that variable it
+// src/hosts/global-fetch.ts) as one JSON file in $RG_FETCH_REPORT_DIR. Without that variable it
 // does nothing. Writes no URL, header or body: only pid, the CLI arguments and two booleans.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";

@@ -62,7 +62,7 @@ export async function packPlugin(): Promise<PackedPlugin> {
 
 async function assertBuildFresh(): Promise<void> {
   const srcDir = join(REPO_ROOT, "src");
-  for (const name of await readdir(srcDir)) {
+  for (const name of await readdir(srcDir, { recursive: true })) {
     if (!name.endsWith(".ts") || name.endsWith(".d.ts")) continue;
     const built = join(REPO_ROOT, "dist", name.replace(/\.ts$/, ".js"));
     const [source, output] = await Promise.all([stat(join(srcDir, name)), stat(built).catch(() => null)]);

@@ -7,8 +7,8 @@
 // describe blocks run one after another; hosts install (or come from the cache) up front.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { assessHost } from "../../src/host-compat.ts";
-import type { StatusReport } from "../../src/status-report.ts";
+import { assessHost } from "../../src/hosts/host-compat.ts";
+import type { StatusReport } from "../../src/cli/status-report.ts";
 import { type TestTls, createTestTls } from "../support/tls.ts";
 import {
   type CodexStandIn,

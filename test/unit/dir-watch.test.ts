@@ -4,7 +4,7 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { DirWatch } from "../../src/dir-watch.ts";
+import { DirWatch } from "../../src/store/dir-watch.ts";
 
 let root: string;
 

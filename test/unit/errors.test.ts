@@ -17,7 +17,7 @@ import {
   ReloginRequiredError,
   UnsafeDirectoryError,
   loginCommand,
-} from "../../src/errors.ts";
+} from "../../src/core/errors.ts";
 
 describe("errors", () => {
   it("every class carries its stable code, its own name and is a RefreshGuardError", () => {

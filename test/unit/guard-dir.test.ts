@@ -4,8 +4,8 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ERR_UNSAFE_DIR, UnsafeDirectoryError } from "../../src/errors.ts";
-import { DIR_MODE, ensurePrivateDir, lstatOrNull } from "../../src/guard-dir.ts";
+import { ERR_UNSAFE_DIR, UnsafeDirectoryError } from "../../src/core/errors.ts";
+import { DIR_MODE, ensurePrivateDir, lstatOrNull } from "../../src/store/guard-dir.ts";
 
 let root: string;
 let savedUmask: number;

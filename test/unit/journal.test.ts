@@ -4,10 +4,10 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ERR_JOURNAL_CORRUPT, type JournalCorruptError } from "../../src/errors.ts";
-import { JOURNAL_VERSION, Journal, type JournalOptions } from "../../src/journal.ts";
-import { seal, tokenKey } from "../../src/token-crypto.ts";
-import { REUSED, type TokenSet, reusedBody } from "../../src/token-endpoint.ts";
+import { ERR_JOURNAL_CORRUPT, type JournalCorruptError } from "../../src/core/errors.ts";
+import { JOURNAL_VERSION, Journal, type JournalOptions } from "../../src/store/journal.ts";
+import { seal, tokenKey } from "../../src/store/token-crypto.ts";
+import { REUSED, type TokenSet, reusedBody } from "../../src/oauth/token-wire.ts";
 
 const DAY = 24 * 60 * 60 * 1000;
 const NOW = 1_800_000_000_000;

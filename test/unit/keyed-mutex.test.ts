@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { KeyedMutex } from "../../src/keyed-mutex.ts";
+import { KeyedMutex } from "../../src/core/keyed-mutex.ts";
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;

@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { interceptorAttached } from "../../src/fetch-interceptor.ts";
-import { type CliProgram, type PluginApi, registerRefreshGuard } from "../../src/plugin.ts";
+import { interceptorAttached } from "../../src/hosts/global-fetch.ts";
+import { type CliProgram, type PluginApi, registerRefreshGuard } from "../../src/plugin/register.ts";
 import { type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
 
 const originalFetch = globalThis.fetch;

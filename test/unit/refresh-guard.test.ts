@@ -4,11 +4,11 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ERR_LOCK_TIMEOUT, LockTimeoutError, UnsafeDirectoryError } from "../../src/errors.ts";
-import { type GuardEvent, type Redeem, RefreshGuard, type RefreshGuardOptions } from "../../src/refresh-guard.ts";
-import { RefreshLocks } from "../../src/refresh-lock.ts";
-import { type SiblingCredential, staticSiblingSource } from "../../src/sibling-sources.ts";
-import { tokenKey } from "../../src/token-crypto.ts";
+import { ERR_LOCK_TIMEOUT, LockTimeoutError, UnsafeDirectoryError } from "../../src/core/errors.ts";
+import { type GuardEvent, type Redeem, RefreshGuard, type RefreshGuardOptions } from "../../src/core/refresh-guard.ts";
+import { RefreshLocks } from "../../src/store/refresh-lock.ts";
+import { type SiblingCredential, staticSiblingSource } from "../../src/siblings/sibling-source.ts";
+import { tokenKey } from "../../src/store/token-crypto.ts";
 import {
   type Credential,
   type Fault,

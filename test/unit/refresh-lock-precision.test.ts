@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 
-const guardModule = fileURLToPath(new URL("../../src/refresh-guard.ts", import.meta.url));
+const guardModule = fileURLToPath(new URL("../../src/core/refresh-guard.ts", import.meta.url));
 const dirs: string[] = [];
 
 afterAll(async () => {

@@ -4,9 +4,9 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ERR_LOCK_COMPROMISED, LockCompromisedError } from "../../src/errors.ts";
-import { type HeldLock, type LockEvents, RefreshLocks } from "../../src/refresh-lock.ts";
-import { tokenKey } from "../../src/token-crypto.ts";
+import { ERR_LOCK_COMPROMISED, LockCompromisedError } from "../../src/core/errors.ts";
+import { type HeldLock, type LockEvents, RefreshLocks } from "../../src/store/refresh-lock.ts";
+import { tokenKey } from "../../src/store/token-crypto.ts";
 
 // proper-lockfile's floors: stale >= 2000 ms, update >= 1000 ms.
 const TIMING = { staleMs: 2000, updateMs: 1000 };

@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 
-import { startStandIn } from "../test/support/token-endpoint-server.ts";
-import { startAgents } from "./agent-pool.ts";
+import { startStandIn } from "../support/token-endpoint-server.ts";
+import { startAgents } from "../support/agent-pool.ts";
 
 const { values } = parseArgs({
   options: {

@@ -1,8 +1,8 @@
 // Hooks a process's global fetch: a POST carrying a refresh-token grant to a guarded token URL goes
 // through its RefreshGuard; every other request passes through untouched, with one method check
 // and, for POSTs only, one URL lookup. Installing twice updates the routes, never wraps twice.
-import type { Redeem } from "./refresh-guard.ts";
-import { parseTokenRequest } from "./token-endpoint.ts";
+import type { Redeem } from "../core/refresh-guard.ts";
+import { parseTokenRequest } from "../oauth/token-wire.ts";
 
 const STATE = Symbol.for("openclaw-refresh-guard.fetch-interceptor");
 

@@ -4,8 +4,8 @@
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 
-import type { SiblingCredential, SiblingSource } from "./sibling-sources.ts";
-import { isRecord, jwtAccountId, jwtExpiry } from "./token-endpoint.ts";
+import type { SiblingCredential, SiblingSource } from "./sibling-source.ts";
+import { isRecord, jwtAccountId, jwtExpiry } from "../oauth/token-wire.ts";
 
 const MAX_STORE_BYTES = 4 * 1024 * 1024;
 

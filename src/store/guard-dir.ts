@@ -2,7 +2,7 @@
 // a symlink, another user's directory, or a group/world-writable one is refused with a fix.
 import { constants, promises as fsp } from "node:fs";
 
-import { UnsafeDirectoryError } from "./errors.ts";
+import { UnsafeDirectoryError } from "../core/errors.ts";
 
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;

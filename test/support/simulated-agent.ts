@@ -4,10 +4,10 @@
 // host process (config parser, guard runtime, fetch interceptor), with its log lines sent to the
 // parent. With `pauseAt` it reports reaching that stage of a redemption and waits there for the
 // parent's "continue", so a test can SIGKILL or SIGSTOP it at a named point.
-import { parseConfig } from "../src/config.ts";
-import { installFetchInterceptor } from "../src/fetch-interceptor.ts";
-import { GuardRuntime } from "../src/guard-runtime.ts";
-import type { Stage } from "../src/refresh-guard.ts";
+import { parseConfig } from "../../src/config/parse-config.ts";
+import { installFetchInterceptor } from "../../src/hosts/global-fetch.ts";
+import { GuardRuntime } from "../../src/plugin/guard-runtime.ts";
+import type { Stage } from "../../src/core/refresh-guard.ts";
 
 export interface AgentConfig {
   guard?: boolean;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
-import { type SiblingCredential, accountOf, staticSiblingSource } from "../../src/sibling-sources.ts";
-import { ACCOUNT_CLAIM } from "../../src/token-endpoint.ts";
+import { type SiblingCredential, accountOf, staticSiblingSource } from "../../src/siblings/sibling-source.ts";
+import { ACCOUNT_CLAIM } from "../../src/oauth/token-wire.ts";
 
 function jwt(claims: Record<string, unknown>): string {
   const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");

@@ -7,10 +7,10 @@ import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 
-import { JournalCorruptError } from "./errors.ts";
+import { JournalCorruptError } from "../core/errors.ts";
 import { CREATE_FLAGS, DIR_MODE, FILE_MODE, READ_FLAGS, lstatOrNull } from "./guard-dir.ts";
 import { type Sealed, open, seal } from "./token-crypto.ts";
-import { REUSED, type TokenSet, isRecord, reusedBody } from "./token-endpoint.ts";
+import { REUSED, type TokenSet, isRecord, reusedBody } from "../oauth/token-wire.ts";
 
 export const JOURNAL_VERSION = 1;
 const MAX_ENTRY_BYTES = 64 * 1024;

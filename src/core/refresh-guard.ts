@@ -3,7 +3,7 @@
 // integration supplies `redeem` (the real POST) and sibling sources; everything else lives here.
 import { join } from "node:path";
 
-import { DirWatch } from "./dir-watch.ts";
+import { DirWatch } from "../store/dir-watch.ts";
 import {
   ChainError,
   LockCompromisedError,
@@ -11,12 +11,12 @@ import {
   ReloginRequiredError,
   type RefreshGuardError,
 } from "./errors.ts";
-import { ensurePrivateDir } from "./guard-dir.ts";
-import { Journal } from "./journal.ts";
+import { ensurePrivateDir } from "../store/guard-dir.ts";
+import { Journal } from "../store/journal.ts";
 import { KeyedMutex } from "./keyed-mutex.ts";
-import { type HeldLock, type LockHolder, RefreshLocks } from "./refresh-lock.ts";
-import { type SiblingCredential, type SiblingSource, accountOf } from "./sibling-sources.ts";
-import { keyLabel, tokenKey } from "./token-crypto.ts";
+import { type HeldLock, type LockHolder, RefreshLocks } from "../store/refresh-lock.ts";
+import { type SiblingCredential, type SiblingSource, accountOf } from "../siblings/sibling-source.ts";
+import { keyLabel, tokenKey } from "../store/token-crypto.ts";
 import {
   EXPIRED,
   INVALIDATED,
@@ -25,7 +25,7 @@ import {
   parseTokenResponse,
   readErrorCode,
   tokenResponse,
-} from "./token-endpoint.ts";
+} from "../oauth/token-wire.ts";
 
 export interface GuardTiming {
   /** Lock heartbeat age after which a holder counts as dead. */

@@ -4,9 +4,9 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { type TokenGuard, installFetchInterceptor, interceptorAttached } from "../../src/fetch-interceptor.ts";
-import { type GuardEvent, type Redeem, RefreshGuard } from "../../src/refresh-guard.ts";
-import { tokenKey } from "../../src/token-crypto.ts";
+import { type TokenGuard, installFetchInterceptor, interceptorAttached } from "../../src/hosts/global-fetch.ts";
+import { type GuardEvent, type Redeem, RefreshGuard } from "../../src/core/refresh-guard.ts";
+import { tokenKey } from "../../src/store/token-crypto.ts";
 import { type StandInEndpoint, type StandInOptions, startStandIn } from "../support/token-endpoint-server.ts";
 
 type Fetch = typeof globalThis.fetch;

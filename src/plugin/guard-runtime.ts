@@ -3,16 +3,16 @@
 // sent to the host logger as one `key=value` line each and recorded for the status command.
 import { join } from "node:path";
 
-import type { RefreshGuardConfig } from "./config.ts";
-import { RefreshGuardError } from "./errors.ts";
-import type { TokenGuard } from "./fetch-interceptor.ts";
-import { ensurePrivateDir } from "./guard-dir.ts";
-import type { LockHolder } from "./refresh-lock.ts";
-import { codexCliAuth, openClawAgentStores } from "./openclaw-stores.ts";
-import { type GuardEvent, RefreshGuard, type Redeem, type Stage } from "./refresh-guard.ts";
-import type { SiblingSource } from "./sibling-sources.ts";
-import { type OutcomeSummary, StatusStore } from "./status-store.ts";
-import { keyLabel } from "./token-crypto.ts";
+import type { RefreshGuardConfig } from "../config/parse-config.ts";
+import { RefreshGuardError } from "../core/errors.ts";
+import type { TokenGuard } from "../hosts/global-fetch.ts";
+import { ensurePrivateDir } from "../store/guard-dir.ts";
+import type { LockHolder } from "../store/refresh-lock.ts";
+import { codexCliAuth, openClawAgentStores } from "../siblings/openclaw-json-stores.ts";
+import { type GuardEvent, RefreshGuard, type Redeem, type Stage } from "../core/refresh-guard.ts";
+import type { SiblingSource } from "../siblings/sibling-source.ts";
+import { type OutcomeSummary, StatusStore } from "../store/status-store.ts";
+import { keyLabel } from "../store/token-crypto.ts";
 
 export interface HostLogger {
   debug?: (message: string) => void;

@@ -5,11 +5,11 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
-import { PLUGIN_ID, type RefreshGuardConfig, parseConfig } from "./config.ts";
-import { installFetchInterceptor, interceptorAttached } from "./fetch-interceptor.ts";
+import { PLUGIN_ID, type RefreshGuardConfig, parseConfig } from "../config/parse-config.ts";
+import { installFetchInterceptor, interceptorAttached } from "../hosts/global-fetch.ts";
 import { GuardRuntime, type HostLogger, type RuntimeDeps } from "./guard-runtime.ts";
-import { type HostAssessment, assessHost } from "./host-compat.ts";
-import { formatStatus, type StatusReport } from "./status-report.ts";
+import { type HostAssessment, assessHost } from "../hosts/host-compat.ts";
+import { formatStatus, type StatusReport } from "../cli/status-report.ts";
 
 /** The part of OpenClaw's plugin API refresh-guard uses (openclaw/plugin-sdk OpenClawPluginApi). */
 export interface PluginApi {
@@ -132,7 +132,7 @@ function resolveStateDir(api: PluginApi, env: NodeJS.ProcessEnv): string {
 
 function readPluginVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
     return pkg.version ?? "unknown";
   } catch {
     return "unknown";

@@ -3,9 +3,9 @@
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 
-import { ConfigError } from "./errors.ts";
-import { DEFAULT_TIMING, type GuardTiming } from "./refresh-guard.ts";
-import { OPENAI_TOKEN_URL, isRecord } from "./token-endpoint.ts";
+import { ConfigError } from "../core/errors.ts";
+import { DEFAULT_TIMING, type GuardTiming } from "../core/refresh-guard.ts";
+import { OPENAI_TOKEN_URL, isRecord } from "../oauth/token-wire.ts";
 
 export const PLUGIN_ID = "refresh-guard";
 export const CONFIG_ROOT = `plugins.entries["${PLUGIN_ID}"].config`;

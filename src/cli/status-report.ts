@@ -1,6 +1,6 @@
 // The status command's report and its text form. Built only from labels, counts, paths and times.
-import type { GuardStatus } from "./guard-runtime.ts";
-import type { HostAssessment } from "./host-compat.ts";
+import type { GuardStatus } from "../plugin/guard-runtime.ts";
+import type { HostAssessment } from "../hosts/host-compat.ts";
 
 export interface StatusReport {
   plugin: { id: string; version: string };

@@ -1,6 +1,6 @@
 // Where recovery looks for a credential that a sibling already obtained when a refresh token turns
 // out to be spent outside the guard. A source only reads; it never writes a credential.
-import { jwtAccountId } from "./token-endpoint.ts";
+import { jwtAccountId } from "../oauth/token-wire.ts";
 
 export interface SiblingCredential {
   /** Where it came from, for logs: a path or a name, never a token. */

@@ -6,7 +6,7 @@ import { constants, promises as fsp } from "node:fs";
 import { join } from "node:path";
 
 import { FILE_MODE } from "./guard-dir.ts";
-import type { GuardEvent } from "./refresh-guard.ts";
+import type { GuardEvent } from "../core/refresh-guard.ts";
 
 const MAX_BYTES = 256 * 1024;
 const RECENT = 20;

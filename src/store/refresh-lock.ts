@@ -7,7 +7,7 @@ import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 import lockfile from "proper-lockfile";
 
-import { LockCompromisedError } from "./errors.ts";
+import { LockCompromisedError } from "../core/errors.ts";
 import { CREATE_FLAGS, DIR_MODE, FILE_MODE, lstatOrNull } from "./guard-dir.ts";
 
 export interface LockTiming {

@@ -15,7 +15,7 @@ import {
   reusedBody,
   tokenResponse,
   tokenResponseBody,
-} from "../../src/token-endpoint.ts";
+} from "../../src/oauth/token-wire.ts";
 
 const NOW = 1_800_000_000_000;
 
