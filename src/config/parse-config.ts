@@ -1,21 +1,17 @@
 // The plugin's configuration, checked a second time in code (the host checks the manifest's JSON
-// Schema first) so that every problem names its full path in openclaw.json.
+// Schema first) so that every problem names its full path in openclaw.json. What is allowed comes
+// from the table in options.ts.
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 
 import { ConfigError } from "../core/errors.ts";
-import { DEFAULT_TIMING, type GuardTiming } from "../core/refresh-guard.ts";
-import { OPENAI_TOKEN_URL, isRecord } from "../oauth/token-wire.ts";
+import { DEFAULT_TIMING, type GuardTiming, heartbeatFor } from "../core/timing.ts";
+import { isRecord } from "../oauth/json.ts";
+import { CODEX_AUTH_FILE } from "../providers/openai.ts";
+import { knownProviderIds, providerById } from "../providers/registry.ts";
+import { CONFIG_ROOT, type NumberOption, OPTIONS, PLUGIN_ID, type PathOption } from "./options.ts";
 
-export const PLUGIN_ID = "refresh-guard";
-export const CONFIG_ROOT = `plugins.entries["${PLUGIN_ID}"].config`;
-
-/** Providers whose refresh refresh-guard knows how to guard, and their token endpoints. */
-export const KNOWN_PROVIDERS: Readonly<Record<string, string>> = {
-  "openai-codex": OPENAI_TOKEN_URL,
-  // Hosts from 2026.6 call the same login `openai`.
-  openai: OPENAI_TOKEN_URL,
-};
+export { CONFIG_ROOT, PLUGIN_ID };
 
 export interface ProviderConfig {
   id: string;
@@ -26,95 +22,88 @@ export interface RefreshGuardConfig {
   guardDir: string;
   providers: ProviderConfig[];
   timing: GuardTiming;
-  /** Read the Codex CLI's auth.json when looking for a sibling credential. */
+  /** Read the Codex CLI's auth.json when looking for a sibling. */
   codexAuthFile: string | null;
 }
-
-interface Bound {
-  key: keyof GuardTiming;
-  path: string;
-  min: number;
-  max: number;
-  scale?: number;
-}
-
-// Each user-facing number: where it lives, its bounds, and the timing field it sets.
-const BOUNDS: readonly Bound[] = [
-  { key: "staleMs", path: "lock.staleMs", min: 2000, max: 600_000 },
-  { key: "waitTimeoutMs", path: "lock.waitTimeoutMs", min: 1000, max: 600_000 },
-  { key: "pollMs", path: "lock.pollMs", min: 5, max: 5000 },
-  { key: "requestTimeoutMs", path: "requestTimeoutMs", min: 1000, max: 600_000 },
-  { key: "minValidityMs", path: "minValiditySeconds", min: 0, max: 86_400, scale: 1000 },
-  { key: "retentionMs", path: "retentionDays", min: 1, max: 365, scale: 86_400_000 },
-];
-
-const TOP_KEYS = new Set(["providers", "guardDir", "lock", "requestTimeoutMs", "minValiditySeconds", "retentionDays", "codexAuthFile"]);
-const LOCK_KEYS = new Set(["staleMs", "waitTimeoutMs", "pollMs"]);
-const PROVIDER_KEYS = new Set(["enabled", "tokenUrl"]);
 
 export interface ConfigContext {
   stateDir: string;
   home?: string;
 }
 
+const PROVIDER_KEYS = new Set(["enabled", "tokenUrl"]);
+
 /** Parses `raw` (plugins.entries["refresh-guard"].config); throws ConfigError naming the path. */
 export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardConfig {
   const config = raw ?? {};
   if (!isRecord(config)) throw new ConfigError(CONFIG_ROOT, `expected an object, got ${describe(config)}`);
-  rejectUnknown(config, TOP_KEYS, CONFIG_ROOT);
-
-  const providers: ProviderConfig[] = [];
-  const rawProviders = config.providers ?? {};
-  if (!isRecord(rawProviders)) throw new ConfigError(`${CONFIG_ROOT}.providers`, `expected an object, got ${describe(rawProviders)}`);
-  for (const [id, entry] of Object.entries(rawProviders)) {
-    const path = `${CONFIG_ROOT}.providers["${id}"]`;
-    const defaultUrl = KNOWN_PROVIDERS[id];
-    if (defaultUrl === undefined) {
-      throw new ConfigError(path, `unknown provider; refresh-guard guards ${Object.keys(KNOWN_PROVIDERS).join(", ")}`);
-    }
-    if (!isRecord(entry)) throw new ConfigError(path, `expected an object like { "enabled": true }, got ${describe(entry)}`);
-    rejectUnknown(entry, PROVIDER_KEYS, path);
-    const enabled = entry.enabled ?? true;
-    if (typeof enabled !== "boolean") throw new ConfigError(`${path}.enabled`, `expected true or false, got ${describe(enabled)}`);
-    if (!enabled) continue;
-    providers.push({ id, tokenUrl: parseTokenUrl(entry.tokenUrl, defaultUrl, `${path}.tokenUrl`) });
+  const groups = new Map<string, Set<string>>();
+  const top = new Set(["providers"]);
+  for (const option of OPTIONS) {
+    const [head, tail] = option.path.split(".") as [string, string | undefined];
+    top.add(head);
+    if (tail !== undefined) (groups.get(head) ?? groups.set(head, new Set()).get(head)!).add(tail);
+  }
+  rejectUnknown(config, top, CONFIG_ROOT);
+  for (const [group, keys] of groups) {
+    const value = config[group] ?? {};
+    if (!isRecord(value)) throw new ConfigError(`${CONFIG_ROOT}.${group}`, `expected an object, got ${describe(value)}`);
+    rejectUnknown(value, keys, `${CONFIG_ROOT}.${group}`);
   }
 
+  const home = context.home ?? homedir();
   const timing: GuardTiming = { ...DEFAULT_TIMING };
-  const lock = config.lock ?? {};
-  if (!isRecord(lock)) throw new ConfigError(`${CONFIG_ROOT}.lock`, `expected an object, got ${describe(lock)}`);
-  rejectUnknown(lock, LOCK_KEYS, `${CONFIG_ROOT}.lock`);
-  for (const bound of BOUNDS) {
-    const [head, tail] = bound.path.split(".") as [string, string | undefined];
-    const value = tail === undefined ? config[head] : lock[tail];
+  const paths: Record<string, string | null> = {
+    guardDir: join(context.stateDir, PLUGIN_ID),
+    codexAuthFile: join(home, CODEX_AUTH_FILE),
+  };
+  for (const option of OPTIONS) {
+    const value = valueAt(config, option.path);
     if (value === undefined) continue;
-    const path = `${CONFIG_ROOT}.${bound.path}`;
-    if (typeof value !== "number" || !Number.isFinite(value)) throw new ConfigError(path, `expected a number, got ${describe(value)}`);
-    if (value < bound.min || value > bound.max) {
-      throw new ConfigError(path, `must be between ${bound.min} and ${bound.max}, got ${value}`);
-    }
-    timing[bound.key] = value * (bound.scale ?? 1);
+    if (option.kind === "number") timing[option.timing] = parseNumber(option, value);
+    else paths[option.path] = parsePath(option, value, home);
   }
-  // proper-lockfile refreshes the lock every staleMs / 2 (at least every second).
-  timing.updateMs = Math.max(1000, Math.floor(timing.staleMs / 2));
+  timing.updateMs = heartbeatFor(timing.staleMs);
   if (timing.waitTimeoutMs < timing.staleMs) {
     throw new ConfigError(
       `${CONFIG_ROOT}.lock.waitTimeoutMs`,
       `must be at least lock.staleMs (${timing.staleMs}) so a crashed holder's lock can be taken over`,
     );
   }
+  return { guardDir: paths.guardDir!, providers: parseProviders(config.providers), timing, codexAuthFile: paths.codexAuthFile ?? null };
+}
 
-  const home = context.home ?? homedir();
-  const guardDir = parsePath(config.guardDir, join(context.stateDir, PLUGIN_ID), `${CONFIG_ROOT}.guardDir`, home);
-  let codexAuthFile: string | null = join(home, ".codex", "auth.json");
-  if (config.codexAuthFile === false) codexAuthFile = null;
-  else if (config.codexAuthFile !== undefined) {
-    if (typeof config.codexAuthFile !== "string") {
-      throw new ConfigError(`${CONFIG_ROOT}.codexAuthFile`, `expected a path or false, got ${describe(config.codexAuthFile)}`);
-    }
-    codexAuthFile = parsePath(config.codexAuthFile, codexAuthFile, `${CONFIG_ROOT}.codexAuthFile`, home);
+function parseProviders(raw: unknown): ProviderConfig[] {
+  const rawProviders = raw ?? {};
+  if (!isRecord(rawProviders)) throw new ConfigError(`${CONFIG_ROOT}.providers`, `expected an object, got ${describe(rawProviders)}`);
+  const providers: ProviderConfig[] = [];
+  for (const [id, entry] of Object.entries(rawProviders)) {
+    const path = `${CONFIG_ROOT}.providers["${id}"]`;
+    const provider = providerById(id);
+    if (provider === undefined) throw new ConfigError(path, `unknown provider; refresh-guard guards ${knownProviderIds().join(", ")}`);
+    if (!isRecord(entry)) throw new ConfigError(path, `expected an object like { "enabled": true }, got ${describe(entry)}`);
+    rejectUnknown(entry, PROVIDER_KEYS, path);
+    const enabled = entry.enabled ?? true;
+    if (typeof enabled !== "boolean") throw new ConfigError(`${path}.enabled`, `expected true or false, got ${describe(enabled)}`);
+    if (!enabled) continue;
+    providers.push({ id, tokenUrl: parseTokenUrl(entry.tokenUrl, provider.tokenUrl, `${path}.tokenUrl`) });
   }
-  return { guardDir, providers, timing, codexAuthFile };
+  return providers;
+}
+
+function valueAt(config: Record<string, unknown>, path: string): unknown {
+  const [head, tail] = path.split(".") as [string, string | undefined];
+  if (tail === undefined) return config[head];
+  const group = config[head];
+  return isRecord(group) ? group[tail] : undefined;
+}
+
+function parseNumber(option: NumberOption, value: unknown): number {
+  const path = `${CONFIG_ROOT}.${option.path}`;
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new ConfigError(path, `expected a number, got ${describe(value)}`);
+  if (value < option.min || value > option.max) throw new ConfigError(path, `must be between ${option.min} and ${option.max}, got ${value}`);
+  if (option.integer && !Number.isInteger(value)) throw new ConfigError(path, `expected a whole number, got ${value}`);
+  return value * option.scale;
 }
 
 function parseTokenUrl(value: unknown, fallback: string, path: string): string {
@@ -133,10 +122,11 @@ function parseTokenUrl(value: unknown, fallback: string, path: string): string {
   return value;
 }
 
-function parsePath(value: unknown, fallback: string, path: string, home: string): string {
-  if (value === undefined) return fallback;
+function parsePath(option: PathOption, value: unknown, home: string): string | null {
+  const path = `${CONFIG_ROOT}.${option.path}`;
+  if (option.allowFalse && value === false) return null;
   if (typeof value !== "string" || value.trim() === "") {
-    throw new ConfigError(path, `expected a non-empty path, got ${describe(value)}`);
+    throw new ConfigError(path, `expected ${option.allowFalse ? "a path or false" : "a non-empty path"}, got ${describe(value)}`);
   }
   const expanded = value.startsWith("~/") ? join(home, value.slice(2)) : value;
   if (!isAbsolute(expanded)) throw new ConfigError(path, `must be absolute (or start with ~/), got ${JSON.stringify(value)}`);
@@ -145,9 +135,7 @@ function parsePath(value: unknown, fallback: string, path: string, home: string)
 
 function rejectUnknown(object: Record<string, unknown>, allowed: ReadonlySet<string>, path: string): void {
   for (const key of Object.keys(object)) {
-    if (!allowed.has(key)) {
-      throw new ConfigError(`${path}.${key}`, `unknown key; allowed: ${[...allowed].join(", ")}`);
-    }
+    if (!allowed.has(key)) throw new ConfigError(`${path}.${key}`, `unknown key; allowed: ${[...allowed].join(", ")}`);
   }
 }
 

@@ -8,7 +8,19 @@ export const ERR_CONFIG = "REFRESH_GUARD_CONFIG";
 export const ERR_RELOGIN_REQUIRED = "REFRESH_GUARD_RELOGIN_REQUIRED";
 export const ERR_JOURNAL_CORRUPT = "REFRESH_GUARD_JOURNAL_CORRUPT";
 export const ERR_CHAIN = "REFRESH_GUARD_CHAIN";
+export const ERR_BACKEND_UNAVAILABLE = "REFRESH_GUARD_BACKEND_UNAVAILABLE";
 
+export type ErrorCode =
+  | typeof ERR_LOCK_TIMEOUT
+  | typeof ERR_LOCK_COMPROMISED
+  | typeof ERR_UNSAFE_DIR
+  | typeof ERR_CONFIG
+  | typeof ERR_RELOGIN_REQUIRED
+  | typeof ERR_JOURNAL_CORRUPT
+  | typeof ERR_CHAIN
+  | typeof ERR_BACKEND_UNAVAILABLE;
+
+/** The command that logs a provider in again (OpenClaw's, for every provider it hosts). */
 export function loginCommand(provider: string): string {
   return `openclaw models auth login --provider ${provider}`;
 }
@@ -17,14 +29,16 @@ export interface ErrorContext {
   provider?: string;
   path?: string;
   cause?: unknown;
+  /** The command that fixes it, where one does. */
+  login?: string;
 }
 
 export class RefreshGuardError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly provider?: string;
   readonly path?: string;
 
-  constructor(code: string, message: string, context: ErrorContext = {}) {
+  constructor(code: ErrorCode, message: string, context: ErrorContext = {}) {
     super(message, context.cause === undefined ? undefined : { cause: context.cause });
     this.name = new.target.name;
     this.code = code;
@@ -82,7 +96,7 @@ export class ReloginRequiredError extends RefreshGuardError {
       ERR_RELOGIN_REQUIRED,
       `refresh-guard: the ${provider} refresh token was rejected (${endpointCode}) and no process, ` +
         `journal entry or sibling credential holds its successor; ${detail} ` +
-        `Log in again: ${loginCommand(provider)}`,
+        `Log in again: ${context.login ?? loginCommand(provider)}`,
       { ...context, provider },
     );
     this.endpointCode = endpointCode;
@@ -103,5 +117,12 @@ export class JournalCorruptError extends RefreshGuardError {
 export class ChainError extends RefreshGuardError {
   constructor(message: string, context: ErrorContext = {}) {
     super(ERR_CHAIN, `refresh-guard: ${message}`, context);
+  }
+}
+
+/** A coordination backend (e.g. Redis) could not be reached; nothing was redeemed. */
+export class BackendUnavailableError extends RefreshGuardError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super(ERR_BACKEND_UNAVAILABLE, `refresh-guard: ${message}`, context);
   }
 }

@@ -1,7 +1,9 @@
-// Hooks a process's global fetch: a POST carrying a refresh-token grant to a guarded token URL goes
-// through its RefreshGuard; every other request passes through untouched, with one method check
-// and, for POSTs only, one URL lookup. Installing twice updates the routes, never wraps twice.
-import type { Redeem } from "../core/refresh-guard.ts";
+// Wraps a fetch function (the process's global fetch, or a host's own undici fetch): a POST
+// carrying a refresh-token grant to a guarded token URL goes through its RefreshGuard; every other
+// request passes through untouched, with one method check and, for POSTs only, one URL lookup.
+// The wrapper never throws for a request it does not guard. Installing twice updates the routes,
+// never wraps twice.
+import type { Redeem } from "../core/guard-context.ts";
 import { parseTokenRequest } from "../oauth/token-wire.ts";
 
 const STATE = Symbol.for("openclaw-refresh-guard.fetch-interceptor");
@@ -57,6 +59,8 @@ export function installFetchInterceptor(
       return [...installed.routes.keys()];
     },
     uninstall() {
+      // With another wrapper on top, ours stays in its chain: emptied, it passes everything through.
+      installed.routes.clear();
       if (host.fetch === installed.wrapper) host.fetch = installed.original;
       if (host[STATE] === installed) delete host[STATE];
     },
@@ -71,14 +75,43 @@ export function interceptorAttached(host: FetchHost = globalThis as unknown as F
 
 function createWrapper(original: Fetch, routes: Map<string, TokenGuard>): Fetch {
   const wrapper = function refreshGuardFetch(input: FetchInput, init?: RequestInit): Promise<Response> {
-    const method = init?.method ?? (input instanceof Request ? input.method : "GET");
-    if (method !== "POST" && method.toUpperCase() !== "POST") return original(input, init);
-    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-    const guard = routes.get(normalizeUrl(url));
+    let guard: TokenGuard | undefined;
+    let url = "";
+    try {
+      if (routes.size > 0 && isPost(input, init)) {
+        url = urlOf(input);
+        guard = routes.get(normalizeUrl(url));
+      }
+    } catch {
+      // Anything we cannot read is not a token request of ours: fetch decides what it is.
+      guard = undefined;
+    }
     if (guard === undefined) return original(input, init);
     return guarded(original, guard, url, input, init);
   };
+  // Whatever the original carries (and whatever is set on it later) stays visible on the wrapper.
+  Object.setPrototypeOf(wrapper, original);
   return wrapper as Fetch;
+}
+
+function isPost(input: FetchInput, init: RequestInit | undefined): boolean {
+  const method = init?.method ?? (isRequestLike(input) ? input.method : "GET");
+  return typeof method === "string" && (method === "POST" || method.toUpperCase() === "POST");
+}
+
+/** The URL of any input fetch accepts: a string, a URL or Request (of any realm), or anything with toString. */
+function urlOf(input: FetchInput): string {
+  if (typeof input === "string") return input;
+  if (input instanceof URL) return input.href;
+  if (isRequestLike(input)) return input.url;
+  return String(input);
+}
+
+function isRequestLike(input: unknown): input is Request {
+  if (input instanceof Request) return true;
+  if (typeof input !== "object" || input === null || input instanceof URL) return false;
+  const candidate = input as { url?: unknown; method?: unknown; headers?: unknown };
+  return typeof candidate.url === "string" && typeof candidate.method === "string" && typeof candidate.headers === "object";
 }
 
 async function guarded(
@@ -89,6 +122,8 @@ async function guarded(
   init: RequestInit | undefined,
 ): Promise<Response> {
   const request = input instanceof Request ? input : null;
+  // A Request of another realm or a polyfill: its body is not ours to read; let fetch have it.
+  if (request === null && isRequestLike(input)) return original(input, init);
   const headers = new Headers(request?.headers);
   if (init?.headers) new Headers(init.headers).forEach((value, name) => headers.set(name, value));
   const body = await readBody(init?.body ?? null, request);
@@ -126,8 +161,17 @@ async function readBody(body: Body | null, request: Request | null): Promise<str
   return null;
 }
 
-function normalizeUrl(url: string): string {
-  const end = url.search(/[?#]/);
-  const bare = end === -1 ? url : url.slice(0, end);
-  return bare.endsWith("/") ? bare.slice(0, -1) : bare;
+/**
+ * One spelling per endpoint: scheme and host in lower case, no default port, no query or fragment,
+ * repeated slashes folded, no trailing slash. Anything that is not an absolute URL stays as it is.
+ */
+export function normalizeUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url;
+  }
+  const path = parsed.pathname.replace(/\/{2,}/g, "/").replace(/\/$/, "");
+  return `${parsed.protocol}//${parsed.host}${path}`;
 }

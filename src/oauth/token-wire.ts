@@ -1,12 +1,9 @@
-// The OAuth token endpoint's wire format: refresh requests (form or JSON), success responses,
-// error codes, and the JWT claims refresh-guard reads (account id, expiry). No I/O here.
+// The OAuth 2.0 token endpoint's wire format, provider-neutral: refresh requests (form or JSON),
+// success responses, error codes, and reading a JWT's claims. No I/O here; what a claim means for
+// one provider lives in src/providers/.
+import { isRecord } from "./json.ts";
 
-export const OPENAI_TOKEN_URL = "https://auth.openai.com/oauth/token";
-export const ACCOUNT_CLAIM = "https://api.openai.com/auth";
-
-export const REUSED = "refresh_token_reused";
-export const INVALIDATED = "refresh_token_invalidated";
-export const EXPIRED = "refresh_token_expired";
+export { isRecord };
 
 /** What a redemption produced: the successor credential and the response's other fields. */
 export interface TokenSet {
@@ -15,6 +12,8 @@ export interface TokenSet {
   idToken?: string;
   /** Absolute expiry of the access token, ms since epoch. */
   expiresAt: number;
+  /** False when the endpoint said nothing of the expiry (no expires_in, opaque access token): expiresAt is then "now". */
+  expiryKnown?: false;
   accountId?: string;
   /** Other fields of the endpoint's JSON (token_type, scope, …), replayed as they were. */
   extra: Record<string, unknown>;
@@ -62,23 +61,29 @@ export function parseTokenRequest(body: string, contentType: string | null): Tok
   };
 }
 
-/** A complete success has an access token, a refresh token and a known expiry; anything less is null. */
+/** A complete success has an access token and a refresh token (the expiry from expires_in, else the JWT); anything less is null. */
 export function parseTokenResponse(json: unknown, now: number): TokenSet | null {
   if (!isRecord(json)) return null;
   const { access_token, refresh_token, id_token, expires_in, ...extra } = json;
   if (typeof access_token !== "string" || access_token === "") return null;
   if (typeof refresh_token !== "string" || refresh_token === "") return null;
+  // The access token's own lifetime bounds what expires_in claims (a huge expires_in must not keep
+  // an old token "fresh" in the journal). Its lifetime is exp - iat, which no clock skew between
+  // this machine and the issuer changes; without iat, exp itself.
+  const exp = jwtExpiry(access_token);
   let expiresAt: number | undefined;
   if (typeof expires_in === "number" && Number.isFinite(expires_in) && expires_in >= 0) {
-    expiresAt = now + expires_in * 1000;
+    const iat = jwtIssuedAt(access_token);
+    const bound = exp === undefined ? Number.POSITIVE_INFINITY : iat === undefined ? exp : now + Math.max(0, exp - iat);
+    expiresAt = Math.min(now + expires_in * 1000, bound);
   } else {
-    expiresAt = jwtExpiry(access_token);
+    expiresAt = exp;
   }
-  if (expiresAt === undefined) return null;
-  const set: TokenSet = { accessToken: access_token, refreshToken: refresh_token, expiresAt, extra };
+  // Expiry unknown: still a complete redemption worth journaling (copies must find the successor
+  // refresh token), but its access token is never handed out from the journal.
+  const set: TokenSet = { accessToken: access_token, refreshToken: refresh_token, expiresAt: expiresAt ?? now, extra };
+  if (expiresAt === undefined) set.expiryKnown = false;
   if (typeof id_token === "string") set.idToken = id_token;
-  const accountId = jwtAccountId(access_token);
-  if (accountId !== undefined) set.accountId = accountId;
   return set;
 }
 
@@ -88,8 +93,8 @@ export function tokenResponseBody(set: TokenSet, now: number): Record<string, un
     ...set.extra,
     access_token: set.accessToken,
     refresh_token: set.refreshToken,
-    expires_in: Math.max(0, Math.floor((set.expiresAt - now) / 1000)),
   };
+  if (set.expiryKnown !== false) body.expires_in = Math.max(0, Math.floor((set.expiresAt - now) / 1000));
   if (set.idToken !== undefined) body.id_token = set.idToken;
   return body;
 }
@@ -117,18 +122,8 @@ export function readErrorCode(bodyText: string): string | undefined {
   return undefined;
 }
 
-export function reusedBody(): string {
-  return JSON.stringify({
-    error: {
-      message: "Your refresh token has already been used to generate a new access token. Please try signing in again.",
-      type: "invalid_request_error",
-      param: null,
-      code: REUSED,
-    },
-  });
-}
-
-function jwtClaims(jwt: string): Record<string, unknown> | undefined {
+/** The claims of a JWT (unverified: used only to read expiry and identity of a token we were handed). */
+export function jwtClaims(jwt: string): Record<string, unknown> | undefined {
   const part = jwt.split(".")[1];
   if (part === undefined) return undefined;
   try {
@@ -139,16 +134,12 @@ function jwtClaims(jwt: string): Record<string, unknown> | undefined {
   }
 }
 
-export function jwtAccountId(jwt: string): string | undefined {
-  const auth = jwtClaims(jwt)?.[ACCOUNT_CLAIM];
-  return isRecord(auth) && typeof auth.chatgpt_account_id === "string" ? auth.chatgpt_account_id : undefined;
+export function jwtIssuedAt(jwt: string): number | undefined {
+  const iat = jwtClaims(jwt)?.iat;
+  return typeof iat === "number" && Number.isFinite(iat) ? iat * 1000 : undefined;
 }
 
 export function jwtExpiry(jwt: string): number | undefined {
   const exp = jwtClaims(jwt)?.exp;
   return typeof exp === "number" && Number.isFinite(exp) ? exp * 1000 : undefined;
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

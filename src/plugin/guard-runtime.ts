@@ -1,16 +1,20 @@
 // What the plugin runs in each host process, without depending on the host: one RefreshGuard per
 // guarded token URL (opened on first use, so register() stays synchronous and cheap), its events
 // sent to the host logger as one `key=value` line each and recorded for the status command.
+import { homedir } from "node:os";
 import { join } from "node:path";
 
 import type { RefreshGuardConfig } from "../config/parse-config.ts";
-import { RefreshGuardError } from "../core/errors.ts";
+import type { RefreshGuardError } from "../core/errors.ts";
+import { type GuardEvent, formatEvent, formatLine } from "../core/events.ts";
+import { RefreshGuard, type Redeem, type Stage } from "../core/refresh-guard.ts";
 import type { TokenGuard } from "../hosts/global-fetch.ts";
-import { ensurePrivateDir } from "../store/guard-dir.ts";
-import type { LockHolder } from "../store/refresh-lock.ts";
-import { codexCliAuth, openClawAgentStores } from "../siblings/openclaw-json-stores.ts";
-import { type GuardEvent, RefreshGuard, type Redeem, type Stage } from "../core/refresh-guard.ts";
+import { providerById } from "../providers/registry.ts";
+import { openClawAgentStores } from "../siblings/openclaw-json-stores.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";
+import { ensurePrivateDir } from "../store/guard-dir.ts";
+import type { LockHolder } from "../store/coordination.ts";
+import type { JournalSize } from "../store/journal.ts";
 import { type OutcomeSummary, StatusStore } from "../store/status-store.ts";
 import { keyLabel } from "../store/token-crypto.ts";
 
@@ -34,7 +38,7 @@ export interface GuardStatus {
   guardDirProblem?: string;
   providers: { id: string; tokenUrl: string }[];
   locks: { key: string; pid?: number; ageMs: number }[];
-  journal: { entries: number; tombstones: number; quarantined: number; bytes: number };
+  journal: JournalSize;
   outcomes: OutcomeSummary["counts"];
   lastOutcomeAt: Partial<Record<"redeemed" | "shared" | "recovered" | "failed", string>>;
   recent: { at: string; type: string; provider: string; reason?: string; code?: string; pid: number }[];
@@ -74,7 +78,7 @@ export class GuardRuntime {
       // A directory problem may be fixed while the host runs: try again on the next refresh.
       guard.catch((error: unknown) => {
         this.guards.delete(tokenUrl);
-        this.logOnce("error", `event=unusable provider=${provider} code=${(error as RefreshGuardError).code ?? "unknown"} msg=${quote((error as Error).message)}`);
+        this.logOnce("error", formatLine({ event: "unusable", provider, code: (error as RefreshGuardError).code ?? "unknown", msg: (error as Error).message }));
       });
     }
     return guard;
@@ -97,7 +101,20 @@ export class GuardRuntime {
   private siblingSources(): SiblingSource[] {
     const providers = this.config.providers.map((provider) => provider.id);
     const sources = [openClawAgentStores({ stateDir: this.deps.stateDir, agentDirs: this.deps.agentDirs ?? [], providers })];
-    if (this.config.codexAuthFile !== null) sources.push(codexCliAuth(this.config.codexAuthFile));
+    const context = {
+      stateDir: this.deps.stateDir,
+      agentDirs: this.deps.agentDirs ?? [],
+      home: homedir(),
+      providerFiles: { codexAuthFile: this.config.codexAuthFile },
+    };
+    // Each provider's own files once, however many of its ids are enabled.
+    const seen = new Set<string>();
+    for (const { id } of this.config.providers) {
+      const provider = providerById(id);
+      if (provider === undefined || seen.has(provider.id)) continue;
+      seen.add(provider.id);
+      sources.push(...provider.extraSiblingSources(context));
+    }
     return sources;
   }
 
@@ -109,13 +126,13 @@ export class GuardRuntime {
     if (event.type === "failed") logger.error(line);
     else if (event.type === "warning") logger.warn(line);
     else logger.debug?.(line);
-    this.status.record(event).catch((error: Error) => this.logOnce("warn", `event=status_unwritable msg=${quote(error.message)}`));
+    this.status.record(event).catch((error: Error) => this.logOnce("warn", formatLine({ event: "status_unwritable", msg: error.message })));
   }
 
   private logOnce(level: "warn" | "error", line: string): void {
     if (this.logged.has(line)) return;
     this.logged.add(line);
-    this.deps.logger[level](`[refresh-guard] ${line}`);
+    this.deps.logger[level](line);
   }
 
   /** Everything the status command shows about this guard directory. Never a token. */
@@ -137,7 +154,7 @@ export class GuardRuntime {
       return report;
     }
     report.locks = (await guard.holders()).map((holder: LockHolder) => ({ ...holder, key: keyLabel(holder.key) }));
-    report.journal = await guard.journal.size();
+    report.journal = await guard.coordination.size();
     const summary = await this.status.summary();
     report.outcomes = summary.counts;
     for (const [type, at] of Object.entries(summary.last)) {
@@ -153,19 +170,4 @@ export class GuardRuntime {
   }
 }
 
-/** `[refresh-guard] event=redeemed provider=openai-codex key=1a2b3c4d hops=0 ms=212` */
-export function formatEvent(event: GuardEvent): string {
-  const fields: string[] = [`event=${event.type}`, `provider=${event.provider}`];
-  if (event.key !== undefined) fields.push(`key=${event.key}`);
-  if ("reason" in event) fields.push(`reason=${event.reason}`);
-  if ("code" in event && event.code !== undefined) fields.push(`code=${event.code}`);
-  if ("hops" in event) fields.push(`hops=${event.hops}`);
-  if ("source" in event) fields.push(`source=${quote(event.source)}`);
-  if ("ms" in event) fields.push(`ms=${Math.round(event.ms)}`);
-  if ("message" in event) fields.push(`msg=${quote(event.message)}`);
-  return `[refresh-guard] ${fields.join(" ")}`;
-}
-
-function quote(text: string): string {
-  return JSON.stringify(text);
-}
+export { formatEvent };

@@ -9,7 +9,9 @@ import { PLUGIN_ID, type RefreshGuardConfig, parseConfig } from "../config/parse
 import { installFetchInterceptor, interceptorAttached } from "../hosts/global-fetch.ts";
 import { GuardRuntime, type HostLogger, type RuntimeDeps } from "./guard-runtime.ts";
 import { type HostAssessment, assessHost } from "../hosts/host-compat.ts";
-import { formatStatus, type StatusReport } from "../cli/status-report.ts";
+import { type CliProgram, registerStatusCommand } from "../cli/status-command.ts";
+import type { StatusReport } from "../cli/status-report.ts";
+import { formatLine } from "../core/events.ts";
 
 /** The part of OpenClaw's plugin API refresh-guard uses (openclaw/plugin-sdk OpenClawPluginApi). */
 export interface PluginApi {
@@ -25,13 +27,7 @@ export interface PluginApi {
   ) => void;
 }
 
-/** The slice of commander's Command used to add the status command. */
-export interface CliProgram {
-  command(name: string): CliProgram;
-  description(text: string): CliProgram;
-  option(flags: string, description: string): CliProgram;
-  action(fn: (options: Record<string, unknown>) => void | Promise<void>): CliProgram;
-}
+export type { CliProgram };
 
 export const PLUGIN_VERSION = readPluginVersion();
 
@@ -51,36 +47,22 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
     if (api.registrationMode === "cli-metadata" || api.registrationMode === "setup-only") {
       // Loaded only to describe commands or setup: nothing refreshes in this load.
     } else if (config.providers.length === 0) {
-      log.info(`[refresh-guard] event=idle msg="no provider enabled; set ${`plugins.entries["${PLUGIN_ID}"].config.providers["openai-codex"].enabled`} to true"`);
+      log.info(formatLine({ event: "idle", msg: `no provider enabled; set plugins.entries["${PLUGIN_ID}"].config.providers["openai-codex"].enabled to true` }));
     } else if (!host.supported) {
-      log.warn(`[refresh-guard] event=unsupported_host host=${host.version ?? "unknown"} msg=${JSON.stringify(host.note)}`);
+      log.warn(formatLine({ event: "unsupported_host", host: host.version ?? "unknown", msg: host.note }));
     } else {
       const agentDirs = env.OPENCLAW_AGENT_DIR ? [env.OPENCLAW_AGENT_DIR] : [];
       state.runtime = sharedRuntime(config, { logger: log, stateDir, agentDirs });
       installFetchInterceptor(state.runtime.routes());
-      log.debug?.(`[refresh-guard] event=attached providers=${config.providers.map((p) => p.id).join(",")} host=${host.version ?? "unknown"}`);
+      log.debug?.(formatLine({ event: "attached", providers: config.providers.map((p) => p.id).join(","), host: host.version ?? "unknown" }));
     }
     // The status command still needs the config even where nothing is attached.
     state.runtime ??= new GuardRuntime(config, { logger: log, stateDir });
   } catch (error) {
     state.configProblem = (error as Error).message;
-    log.error(`[refresh-guard] event=config_invalid msg=${JSON.stringify(state.configProblem)}`);
+    log.error(formatLine({ event: "config_invalid", msg: state.configProblem }));
   }
-  api.registerCli?.(
-    ({ program }) => {
-      program
-        .command(PLUGIN_ID)
-        .description("refresh-guard: OAuth refresh coordination")
-        .command("status")
-        .description("Guard dir, providers, host support, lock holders, journal size and recent outcomes (never a token)")
-        .option("--json", "print JSON")
-        .action(async (options) => {
-          const report = await statusReport(state);
-          process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
-        });
-    },
-    { descriptors: [{ name: PLUGIN_ID, description: "refresh-guard: OAuth refresh coordination", hasSubcommands: true }] },
-  );
+  registerStatusCommand(api, () => statusReport(state));
   return state;
 }
 

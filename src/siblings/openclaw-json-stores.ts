@@ -1,13 +1,13 @@
-// Sibling sources on an OpenClaw machine, read-only: every agent's auth-profiles.json under the
-// state dir (plus OPENCLAW_AGENT_DIR's), and the Codex CLI's ~/.codex/auth.json. Torn, corrupt,
-// oversized or special files are skipped with a warning that names the file, never its content.
+// OpenClaw's own credential stores up to 2026.5: every agent's auth-profiles.json under the state
+// dir (plus OPENCLAW_AGENT_DIR's), read-only. Torn, corrupt, oversized or special files are skipped
+// with a warning that names the file, never its content.
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 
+import { isRecord } from "../oauth/json.ts";
+import { isAbsent } from "../store/safe-read.ts";
+import { readJsonFile } from "./read-json.ts";
 import type { SiblingCredential, SiblingSource } from "./sibling-source.ts";
-import { isRecord, jwtAccountId, jwtExpiry } from "../oauth/token-wire.ts";
-
-const MAX_STORE_BYTES = 4 * 1024 * 1024;
 
 export interface OpenClawStoreOptions {
   stateDir: string;
@@ -17,7 +17,7 @@ export interface OpenClawStoreOptions {
   providers: readonly string[];
 }
 
-/** Every agent's auth-profiles.json: `{ profiles: { id: { type: "oauth", provider, access, refresh, expires, accountId } } }`. */
+/** Every agent's auth-profiles.json: `{ profiles: { id: { type: "oauth", provider, access, refresh, expires, accountId, email } } }`. */
 export function openClawAgentStores(options: OpenClawStoreOptions): SiblingSource {
   return {
     name: "openclaw-agent-stores",
@@ -27,8 +27,8 @@ export function openClawAgentStores(options: OpenClawStoreOptions): SiblingSourc
       let agents: string[] = [];
       try {
         agents = await fsp.readdir(agentsDir);
-      } catch {
-        // No agents yet.
+      } catch (error) {
+        if (!isAbsent(error)) warn(`skipped ${agentsDir}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`);
       }
       for (const agent of agents) files.add(join(agentsDir, agent, "agent", "auth-profiles.json"));
       for (const dir of options.agentDirs ?? []) files.add(join(dir, "auth-profiles.json"));
@@ -41,71 +41,26 @@ export function openClawAgentStores(options: OpenClawStoreOptions): SiblingSourc
           warn(`skipped ${file}: no "profiles" object`);
           continue;
         }
-        for (const [id, profile] of Object.entries(profiles)) {
-          if (!isRecord(profile) || profile.type !== "oauth") continue;
-          if (typeof profile.provider !== "string" || !options.providers.includes(profile.provider)) continue;
-          if (typeof profile.refresh !== "string" || profile.refresh === "") continue;
-          const credential: SiblingCredential = { source: `${file}#${id}`, refreshToken: profile.refresh };
-          if (typeof profile.access === "string") credential.accessToken = profile.access;
-          if (typeof profile.expires === "number") credential.expiresAt = profile.expires;
-          if (typeof profile.accountId === "string") credential.accountId = profile.accountId;
-          credentials.push(credential);
-        }
+        credentials.push(...oauthProfiles(profiles, `${file}#`, options.providers));
       }
       return credentials;
     },
   };
 }
 
-/** The Codex CLI's auth.json: `{ tokens: { access_token, refresh_token, id_token, account_id } }`. */
-export function codexCliAuth(file: string): SiblingSource {
-  return {
-    name: "codex-cli-auth",
-    async load(warn) {
-      const json = await readJsonFile(file, warn, true);
-      if (json === undefined) return [];
-      const tokens = isRecord(json) && isRecord(json.tokens) ? json.tokens : null;
-      if (tokens === null || typeof tokens.refresh_token !== "string" || tokens.refresh_token === "") return [];
-      const credential: SiblingCredential = { source: file, refreshToken: tokens.refresh_token };
-      if (typeof tokens.access_token === "string") {
-        credential.accessToken = tokens.access_token;
-        const expiresAt = jwtExpiry(tokens.access_token);
-        if (expiresAt !== undefined) credential.expiresAt = expiresAt;
-      }
-      if (typeof tokens.id_token === "string") credential.idToken = tokens.id_token;
-      const accountId = typeof tokens.account_id === "string" ? tokens.account_id : credential.accessToken && jwtAccountId(credential.accessToken);
-      if (accountId) credential.accountId = accountId;
-      return [credential];
-    },
-  };
-}
-
-/** Parsed JSON, or undefined (with a warning unless the file is simply absent). */
-async function readJsonFile(file: string, warn: (message: string) => void, quietIfMissing = true): Promise<unknown> {
-  let text: string;
-  try {
-    // Stores may be symlinks (shared setups); they are only read. Check before opening so a FIFO
-    // or device cannot block or flood the reader.
-    const stat = await fsp.stat(file);
-    if (!stat.isFile()) {
-      warn(`skipped ${file}: not a regular file`);
-      return undefined;
-    }
-    if (stat.size > MAX_STORE_BYTES) {
-      warn(`skipped ${file}: ${stat.size} bytes is larger than ${MAX_STORE_BYTES}`);
-      return undefined;
-    }
-    text = await fsp.readFile(file, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" && quietIfMissing) return undefined;
-    warn(`skipped ${file}: ${code ?? "unreadable"}`);
-    return undefined;
+/** The OAuth profiles of one store's `profiles` object (the shape every OpenClaw store uses). */
+export function oauthProfiles(profiles: Record<string, unknown>, sourcePrefix: string, providers: readonly string[]): SiblingCredential[] {
+  const credentials: SiblingCredential[] = [];
+  for (const [id, profile] of Object.entries(profiles)) {
+    if (!isRecord(profile) || profile.type !== "oauth") continue;
+    if (typeof profile.provider !== "string" || !providers.includes(profile.provider)) continue;
+    if (typeof profile.refresh !== "string" || profile.refresh === "") continue;
+    const credential: SiblingCredential = { source: `${sourcePrefix}${id}`, refreshToken: profile.refresh };
+    if (typeof profile.access === "string") credential.accessToken = profile.access;
+    if (typeof profile.expires === "number") credential.expiresAt = profile.expires;
+    if (typeof profile.accountId === "string" && profile.accountId !== "") credential.accountId = profile.accountId;
+    if (typeof profile.email === "string" && profile.email !== "") credential.email = profile.email;
+    credentials.push(credential);
   }
-  try {
-    return JSON.parse(text);
-  } catch {
-    warn(`skipped ${file}: not valid JSON (torn or corrupt)`);
-    return undefined;
-  }
+  return credentials;
 }

@@ -1,21 +1,31 @@
-// The redemption journal: one immutable, sealed entry per spent refresh token, named by its key,
-// holding what that token was exchanged for. Written durably (temp file, fsync, hard link: the
-// first writer wins and nothing is ever overwritten), read without a lock, pruned after retention.
-// Unreadable entries are moved to quarantine/, never deleted; a tombstone marks a token the
-// endpoint reported spent with no successor anywhere, so callers stop retrying it.
+// The file journal: one immutable, sealed entry per spent refresh token, named by its key,
+// holding what that token was exchanged for (sealed-entry.ts). Written durably (temp file, fsync,
+// hard link: the first writer wins and nothing is ever overwritten), read without a lock, pruned
+// after retention. Unreadable entries are moved to quarantine/, never deleted; a sealed spent
+// marker records a token the endpoint reported spent with no successor anywhere, so callers stop
+// retrying it.
 import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 
 import { JournalCorruptError } from "../core/errors.ts";
-import { CREATE_FLAGS, DIR_MODE, FILE_MODE, READ_FLAGS, lstatOrNull } from "./guard-dir.ts";
-import { type Sealed, open, seal } from "./token-crypto.ts";
-import { REUSED, type TokenSet, isRecord, reusedBody } from "../oauth/token-wire.ts";
+import type { TokenSet } from "../oauth/token-wire.ts";
+import { CREATE_FLAGS, DIR_MODE, FILE_MODE, lstatOrNull } from "./guard-dir.ts";
+import { SafeReadError, isAbsent, readRegularFile } from "./safe-read.ts";
+import {
+  ENTRY_VERSION,
+  MAX_ENTRY_BYTES,
+  type SpentMarker,
+  checkKey,
+  openEntry,
+  openSpent,
+  sealEntry,
+  sealSpent,
+} from "./sealed-entry.ts";
 
-export const JOURNAL_VERSION = 1;
-const MAX_ENTRY_BYTES = 64 * 1024;
-const KEY_PATTERN = /^[0-9a-f]{64}$/;
-const TMP_MAX_AGE_MS = 10 * 60 * 1000;
+export const JOURNAL_VERSION = ENTRY_VERSION;
+/** Temp files older than this were left by a crashed writer. */
+export const TMP_MAX_AGE_MS = 10 * 60 * 1000;
 
 export interface JournalOptions {
   dir: string;
@@ -28,11 +38,13 @@ export interface JournalOptions {
   midWrite?: () => Promise<void> | void;
 }
 
-export interface Tombstone {
-  code: string;
-  at: number;
-  /** The endpoint's error body (it holds no token), replayed to later callers. */
-  body: string;
+export type Tombstone = SpentMarker;
+
+export interface JournalSize {
+  entries: number;
+  tombstones: number;
+  quarantined: number;
+  bytes: number;
 }
 
 export class Journal {
@@ -65,33 +77,11 @@ export class Journal {
   /** The successor of `spentToken`, or null when there is none (or it was unreadable: quarantined). */
   async read(key: string, spentToken: string): Promise<TokenSet | null> {
     const path = this.entryPath(key);
-    let text: string;
-    try {
-      text = await readPrivate(path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-      if ((error as NodeJS.ErrnoException).code === "EFBIG") return this.quarantine(path, "larger than 64 KiB");
-      if ((error as NodeJS.ErrnoException).code === "ELOOP") return this.quarantine(path, "a symbolic link");
-      throw error;
-    }
-    let envelope: unknown;
-    try {
-      envelope = JSON.parse(text);
-    } catch {
-      return this.quarantine(path, "not JSON (truncated?)");
-    }
-    if (!isRecord(envelope)) return this.quarantine(path, "not an object");
-    if (envelope.v !== JOURNAL_VERSION) return this.quarantine(path, `unknown version ${String(envelope.v)}`);
-    if (envelope.key !== key) return this.quarantine(path, "written for another key");
-    let plain: unknown;
-    try {
-      plain = JSON.parse(open(spentToken, aad(key), envelope as unknown as Sealed));
-    } catch {
-      return this.quarantine(path, "does not decrypt with this token (altered or wrong key)");
-    }
-    const set = toTokenSet(plain);
-    if (set === null) return this.quarantine(path, "incomplete token set");
-    return set;
+    const text = await this.readFile(path);
+    if (text === null) return null;
+    const opened = openEntry(key, spentToken, text);
+    if ("unreadable" in opened) return this.quarantine(path, opened.unreadable);
+    return opened;
   }
 
   /**
@@ -100,37 +90,42 @@ export class Journal {
    */
   async write(key: string, spentToken: string, set: TokenSet): Promise<TokenSet> {
     const path = this.entryPath(key);
-    const envelope = {
-      v: JOURNAL_VERSION,
-      key,
-      createdAt: this.now(),
-      ...seal(spentToken, aad(key), JSON.stringify(fromTokenSet(set))),
-    };
-    const won = await this.writeOnce(path, JSON.stringify(envelope));
-    if (won) return set;
+    const content = sealEntry(key, spentToken, set, this.now());
+    if (await this.writeOnce(path, content)) return set;
     const winner = await this.read(key, spentToken);
     // An existing but unreadable entry was just quarantined: try once more to be first.
-    if (winner === null && (await this.writeOnce(path, JSON.stringify(envelope)))) return set;
+    if (winner === null && (await this.writeOnce(path, content))) return set;
     return winner ?? set;
   }
 
-  async tombstone(key: string, code: string, body: string): Promise<void> {
-    const record = { v: JOURNAL_VERSION, code, at: this.now(), body: body.slice(0, 4096) };
-    await this.writeOnce(this.tombstonePath(key), JSON.stringify(record));
+  /** Marks `spentToken` spent (sealed under it, so only its holder can). The first marker stays. */
+  async tombstone(key: string, spentToken: string, code: string, body: string): Promise<void> {
+    await this.writeOnce(this.tombstonePath(key), sealSpent(key, spentToken, { code, at: this.now(), body }));
   }
 
-  async readTombstone(key: string): Promise<Tombstone | null> {
+  /** The spent marker of `spentToken`; a marker it cannot open (forged, damaged) is quarantined and ignored. */
+  async readTombstone(key: string, spentToken: string): Promise<Tombstone | null> {
+    const path = this.tombstonePath(key);
+    const text = await this.readFile(path);
+    if (text === null) return null;
+    const opened = openSpent(key, spentToken, text);
+    if ("unreadable" in opened) return this.quarantine(path, opened.unreadable);
+    return opened;
+  }
+
+  /** The file's text; null when absent or when it was not a readable regular file (then quarantined). */
+  private async readFile(path: string): Promise<string | null> {
     try {
-      const parsed: unknown = JSON.parse(await readPrivate(this.tombstonePath(key)));
-      if (isRecord(parsed) && typeof parsed.code === "string" && typeof parsed.at === "number") {
-        const body = typeof parsed.body === "string" ? parsed.body : reusedBody();
-        return { code: parsed.code, at: parsed.at, body };
-      }
+      return await readRegularFile(path, MAX_ENTRY_BYTES);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      if (isAbsent(error)) return null;
+      if (error instanceof SafeReadError && error.code !== "EACCES") {
+        const reason =
+          error.code === "EFBIG" ? `larger than ${MAX_ENTRY_BYTES} bytes` : error.code === "ELOOP" ? "a symbolic link" : "not a regular file";
+        return this.quarantine(path, reason);
+      }
+      throw error;
     }
-    // An unreadable tombstone still means "spent": a reader must not redeem again.
-    return { code: REUSED, at: 0, body: reusedBody() };
   }
 
   /** Writes `content` at `path` unless something is there; true if this call created it. */
@@ -167,7 +162,7 @@ export class Journal {
       await fsp.rename(path, target);
     } catch (error) {
       // Another reader moved it first and reported it.
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      if (isAbsent(error)) return null;
       throw error;
     }
     this.options.onQuarantine?.(new JournalCorruptError(path, `${reason}; kept as ${target}`));
@@ -188,7 +183,7 @@ export class Journal {
     return removed;
   }
 
-  async size(): Promise<{ entries: number; tombstones: number; quarantined: number; bytes: number }> {
+  async size(): Promise<JournalSize> {
     const result = { entries: 0, tombstones: 0, quarantined: 0, bytes: 0 };
     for await (const file of this.files()) {
       result.bytes += file.stat.size;
@@ -205,8 +200,9 @@ export class Journal {
       let names: string[];
       try {
         names = await fsp.readdir(dir);
-      } catch {
-        continue;
+      } catch (error) {
+        if (isAbsent(error)) continue;
+        throw error;
       }
       for (const name of names) {
         const path = join(dir, name);
@@ -214,26 +210,6 @@ export class Journal {
         if (stat !== null && stat.isFile()) yield { name, path, stat, quarantined };
       }
     }
-  }
-}
-
-function aad(key: string): string {
-  return `refresh-guard/v${JOURNAL_VERSION}/${key}`;
-}
-
-function checkKey(key: string): string {
-  if (!KEY_PATTERN.test(key)) throw new Error("refresh-guard: journal key must be 64 hex digits");
-  return key;
-}
-
-async function readPrivate(path: string): Promise<string> {
-  const handle = await fsp.open(path, READ_FLAGS);
-  try {
-    const stat = await handle.stat();
-    if (stat.size > MAX_ENTRY_BYTES) throw Object.assign(new Error("entry too large"), { code: "EFBIG" });
-    return await handle.readFile("utf8");
-  } finally {
-    await handle.close();
   }
 }
 
@@ -246,32 +222,4 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
-}
-
-function fromTokenSet(set: TokenSet): Record<string, unknown> {
-  return {
-    access_token: set.accessToken,
-    refresh_token: set.refreshToken,
-    id_token: set.idToken,
-    expires_at: set.expiresAt,
-    account_id: set.accountId,
-    extra: set.extra,
-  };
-}
-
-function toTokenSet(plain: unknown): TokenSet | null {
-  if (!isRecord(plain)) return null;
-  const { access_token, refresh_token, id_token, expires_at, account_id, extra } = plain;
-  if (typeof access_token !== "string" || typeof refresh_token !== "string" || typeof expires_at !== "number") {
-    return null;
-  }
-  const set: TokenSet = {
-    accessToken: access_token,
-    refreshToken: refresh_token,
-    expiresAt: expires_at,
-    extra: isRecord(extra) ? extra : {},
-  };
-  if (typeof id_token === "string") set.idToken = id_token;
-  if (typeof account_id === "string") set.accountId = account_id;
-  return set;
 }

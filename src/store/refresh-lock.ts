@@ -4,38 +4,27 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { promises as fsp } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import lockfile from "proper-lockfile";
 
 import { LockCompromisedError } from "../core/errors.ts";
+import type { HeldLock, LockEvents, LockHolder } from "./coordination.ts";
 import { CREATE_FLAGS, DIR_MODE, FILE_MODE, lstatOrNull } from "./guard-dir.ts";
+import { SafeReadError, isAbsent, readRegularFile } from "./safe-read.ts";
+import { isRecord } from "../oauth/json.ts";
+
+export type { HeldLock, LockEvents, LockHolder };
+
+/** Owner records are a few dozen bytes; anything larger is not one. */
+const MAX_OWNER_BYTES = 4096;
+/** An owner record's temp file older than this was left by a crash. */
+const OWNER_TMP_MAX_AGE_MS = 10 * 60 * 1000;
 
 export interface LockTiming {
   /** A lock not refreshed for this long is stale and may be taken over (≥ 2000, proper-lockfile's floor). */
   staleMs: number;
   /** Heartbeat period (≥ 1000 and ≤ staleMs / 2, proper-lockfile's bounds). */
   updateMs: number;
-}
-
-export interface HeldLock {
-  readonly key: string;
-  readonly path: string;
-  /** True once the heartbeat found that another process took the lock over. */
-  readonly compromised: boolean;
-  /** Throws LockCompromisedError unless this process still holds the very lock it took. */
-  assertHeld(): Promise<void>;
-  release(): Promise<void>;
-}
-
-export interface LockHolder {
-  key: string;
-  pid?: number;
-  ageMs: number;
-}
-
-export interface LockEvents {
-  onCompromised?(key: string, path: string): void;
-  onClockSkew?(key: string, path: string, aheadMs: number): void;
 }
 
 export class RefreshLocks {
@@ -71,8 +60,16 @@ export class RefreshLocks {
         this.events.onCompromised?.(key, path);
       });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ELOCKED") {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ELOCKED") {
         await this.breakFutureLock(key, path);
+        return null;
+      }
+      // Something that is not a lock directory sits at the path (a regular file, or a stale lock
+      // directory with a file inside that rmdir cannot remove): set it aside so the next try can
+      // take the lock, instead of failing every refresh of this token until someone removes it.
+      if (code === "ENOTDIR" || code === "ENOTEMPTY" || code === "EEXIST") {
+        await this.setAside(path);
         return null;
       }
       throw error;
@@ -123,6 +120,19 @@ export class RefreshLocks {
     };
   }
 
+  /** Moves whatever blocks the lock path to `<locks>/.aside-<name>-<time>` (kept for inspection). */
+  private async setAside(path: string): Promise<void> {
+    const stat = await lstatOrNull(path);
+    if (stat === null) return;
+    // A live holder's lock is a directory it keeps fresh: leave a recent one alone.
+    if (stat.isDirectory() && Math.abs(this.now() - stat.mtimeMs) <= this.timing.staleMs) return;
+    const target = join(this.dir, `.aside-${basename(path)}-${this.now()}-${randomBytes(3).toString("hex")}`);
+    await fsp.rename(path, target).catch((error: NodeJS.ErrnoException) => {
+      if (!isAbsent(error)) throw error;
+    });
+    this.events.onBlocked?.(path, target);
+  }
+
   /**
    * A lock whose mtime lies more than `staleMs` in the future was written by a clock that is
    * wrong (or a copied volume); proper-lockfile would never see it go stale. Remove it so the
@@ -131,11 +141,18 @@ export class RefreshLocks {
   private async breakFutureLock(key: string, path: string): Promise<void> {
     const stat = await lstatOrNull(path);
     if (stat === null) return;
+    if (!stat.isDirectory()) {
+      await this.setAside(path);
+      return;
+    }
     const aheadMs = stat.mtimeMs - this.now();
     if (aheadMs <= this.timing.staleMs) return;
     this.events.onClockSkew?.(key, path, Math.round(aheadMs));
     await fsp.rm(join(this.dir, `${key}.owner`), { force: true });
-    await fsp.rmdir(path).catch(() => undefined);
+    await fsp.rmdir(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOTEMPTY") return this.setAside(path);
+      if (!isAbsent(error)) throw error;
+    });
   }
 
   /**
@@ -168,15 +185,10 @@ export class RefreshLocks {
    * records older than that whose lock is gone. Returns how many it removed.
    */
   async prune(maxAgeMs: number): Promise<number> {
-    let names: string[];
-    try {
-      names = await fsp.readdir(this.dir);
-    } catch {
-      return 0;
-    }
-    const old = async (name: string) => {
+    const names = await this.listing();
+    const old = async (name: string, age = maxAgeMs) => {
       const stat = await lstatOrNull(join(this.dir, name));
-      return stat !== null && this.now() - stat.mtimeMs > maxAgeMs ? stat : null;
+      return stat !== null && this.now() - stat.mtimeMs > age ? stat : null;
     };
     const locksLeft = new Set(names.filter((name) => name.endsWith(".lock")));
     let removed = 0;
@@ -188,6 +200,11 @@ export class RefreshLocks {
       }
     }
     for (const name of names) {
+      if (name.includes(".owner.") && name.endsWith(".tmp") && (await old(name, OWNER_TMP_MAX_AGE_MS))?.isFile()) {
+        await fsp.rm(join(this.dir, name), { force: true });
+        removed += 1;
+        continue;
+      }
       if (!name.endsWith(".owner") || locksLeft.has(`${name.slice(0, -".owner".length)}.lock`)) continue;
       if (!(await old(name))?.isFile()) continue;
       await fsp.rm(join(this.dir, name), { force: true });
@@ -196,14 +213,18 @@ export class RefreshLocks {
     return removed;
   }
 
+  private async listing(): Promise<string[]> {
+    try {
+      return await fsp.readdir(this.dir);
+    } catch (error) {
+      if (isAbsent(error)) return [];
+      throw error;
+    }
+  }
+
   /** Current lock directories, with the holder's pid where it recorded one. */
   async holders(): Promise<LockHolder[]> {
-    let names: string[];
-    try {
-      names = await fsp.readdir(this.dir);
-    } catch {
-      return [];
-    }
+    const names = await this.listing();
     const holders: LockHolder[] = [];
     for (const name of names) {
       if (!name.endsWith(".lock") || name.startsWith(".")) continue;
@@ -212,13 +233,10 @@ export class RefreshLocks {
       if (stat === null) continue;
       const born = stat.birthtimeMs > 0 ? stat.birthtimeMs : stat.ctimeMs;
       const holder: LockHolder = { key, ageMs: Math.max(0, Math.round(this.now() - born)) };
-      try {
-        const owner = JSON.parse(await fsp.readFile(join(this.dir, `${key}.owner`), "utf8")) as { pid?: unknown; since?: unknown };
-        if (typeof owner.pid === "number") holder.pid = owner.pid;
-        if (typeof owner.since === "number") holder.ageMs = Math.max(0, Math.round(this.now() - owner.since));
-      } catch {
-        // No owner record (crashed between mkdir and write): age alone.
-      }
+      // No owner record (crashed between mkdir and write), or not one: age alone.
+      const owner = await readOwner(join(this.dir, `${key}.owner`));
+      if (typeof owner?.pid === "number") holder.pid = owner.pid;
+      if (typeof owner?.since === "number") holder.ageMs = Math.max(0, Math.round(this.now() - owner.since));
       holders.push(holder);
     }
     return holders;
@@ -231,14 +249,26 @@ const PRIVATE_FS = {
   mkdir: (path: string, callback: (error: NodeJS.ErrnoException | null) => void) => fs.mkdir(path, { mode: DIR_MODE }, callback),
 };
 
-async function readOwnerNonce(path: string): Promise<string | undefined> {
+/** The owner record, or null when absent or not a readable record (never blocks on a FIFO). */
+async function readOwner(path: string): Promise<{ pid?: unknown; since?: unknown; nonce?: unknown } | null> {
+  let text: string;
   try {
-    const owner: unknown = JSON.parse(await fsp.readFile(path, "utf8"));
-    const nonce = (owner as { nonce?: unknown } | null)?.nonce;
-    return typeof nonce === "string" ? nonce : undefined;
-  } catch {
-    return undefined;
+    text = await readRegularFile(path, MAX_OWNER_BYTES);
+  } catch (error) {
+    if (error instanceof SafeReadError) return null;
+    throw error;
   }
+  try {
+    const owner: unknown = JSON.parse(text);
+    return isRecord(owner) ? owner : null;
+  } catch {
+    return null;
+  }
+}
+
+async function readOwnerNonce(path: string): Promise<string | undefined> {
+  const nonce = (await readOwner(path))?.nonce;
+  return typeof nonce === "string" ? nonce : undefined;
 }
 
 async function writeOwner(path: string, owner: { pid: number; since: number; nonce: string }): Promise<void> {

@@ -5,8 +5,10 @@
 import { constants, promises as fsp } from "node:fs";
 import { join } from "node:path";
 
+import { type GuardEvent, OUTCOME_TYPES, type OutcomeType } from "../core/events.ts";
+import { isRecord } from "../oauth/json.ts";
 import { FILE_MODE } from "./guard-dir.ts";
-import type { GuardEvent } from "../core/refresh-guard.ts";
+import { SafeReadError, readRegularFile } from "./safe-read.ts";
 
 const MAX_BYTES = 256 * 1024;
 const RECENT = 20;
@@ -46,9 +48,11 @@ export class StatusStore {
     if ("reason" in event) record.reason = event.reason;
     if ("code" in event && event.code !== undefined) record.code = event.code;
     if ("ms" in event) record.ms = event.ms;
-    const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
+    // O_NONBLOCK: a FIFO planted at the path fails at once (ENXIO) instead of hanging the writer.
+    const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
     const handle = await fsp.open(this.file, flags, FILE_MODE);
     try {
+      if (!(await handle.stat()).isFile()) throw new Error(`${this.file} is not a regular file`);
       await handle.write(`${JSON.stringify(record)}\n`);
       if ((await handle.stat()).size > MAX_BYTES) await fsp.rename(this.file, join(this.dir, "outcomes.1.jsonl"));
     } finally {
@@ -66,25 +70,19 @@ export class StatusStore {
     for (const name of ["outcomes.1.jsonl", "outcomes.jsonl"]) {
       let text: string;
       try {
-        const handle = await fsp.open(join(this.dir, name), constants.O_RDONLY | constants.O_NOFOLLOW);
-        try {
-          text = await handle.readFile("utf8");
-        } finally {
-          await handle.close();
-        }
-      } catch {
-        continue;
+        // Rotation keeps a file near MAX_BYTES; allow a margin for appends that raced the rotation.
+        text = await readRegularFile(join(this.dir, name), MAX_BYTES * 4);
+      } catch (error) {
+        if (error instanceof SafeReadError) continue;
+        throw error;
       }
       for (const line of text.split("\n")) {
         if (line === "") continue;
-        let record: OutcomeRecord;
-        try {
-          record = JSON.parse(line) as OutcomeRecord;
-        } catch {
+        const record = parseRecord(line);
+        if (record === null) {
           summary.unreadableLines += 1;
           continue;
         }
-        if (!(record.type in summary.counts)) continue;
         summary.counts[record.type] += 1;
         if (record.type !== "warning") summary.last[record.type] = Math.max(summary.last[record.type] ?? 0, record.at);
         summary.recent.push(record);
@@ -93,4 +91,23 @@ export class StatusStore {
     }
     return summary;
   }
+}
+
+/** One line of the record, checked field by field; null for anything that is not a record we wrote. */
+function parseRecord(line: string): OutcomeRecord | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (!isRecord(parsed)) return null;
+  const { at, pid, type, provider, reason, code, ms } = parsed;
+  if (typeof at !== "number" || typeof pid !== "number" || typeof provider !== "string") return null;
+  if (typeof type !== "string" || !(OUTCOME_TYPES as readonly string[]).includes(type)) return null;
+  const record: OutcomeRecord = { at, pid, type: type as OutcomeType, provider };
+  if (typeof reason === "string") record.reason = reason;
+  if (typeof code === "string") record.code = code;
+  if (typeof ms === "number") record.ms = ms;
+  return record;
 }

@@ -168,6 +168,7 @@ export class StandInEndpoint {
   private mint(accountId: string, refresh: string, lifetimeSec: number): Credential {
     const expires = this.now() + lifetimeSec * 1000;
     const access = jwt({
+      iat: Math.floor(this.now() / 1000),
       exp: Math.floor(expires / 1000),
       jti: randomBytes(8).toString("hex"),
       [ACCOUNT_CLAIM]: { chatgpt_account_id: accountId },

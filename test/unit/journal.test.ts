@@ -7,7 +7,10 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ERR_JOURNAL_CORRUPT, type JournalCorruptError } from "../../src/core/errors.ts";
 import { JOURNAL_VERSION, Journal, type JournalOptions } from "../../src/store/journal.ts";
 import { seal, tokenKey } from "../../src/store/token-crypto.ts";
-import { REUSED, type TokenSet, reusedBody } from "../../src/oauth/token-wire.ts";
+import type { TokenSet } from "../../src/oauth/token-wire.ts";
+import { REUSED, openai } from "../../src/providers/openai.ts";
+
+const reusedBody = openai.reusedBody;
 
 const DAY = 24 * 60 * 60 * 1000;
 const NOW = 1_800_000_000_000;
@@ -133,7 +136,7 @@ describe("Journal write / read", () => {
     process.umask(0);
     const j = journal();
     await j.write(KEY_A, TOKEN_A, SET_1);
-    await j.tombstone(KEY_B, REUSED, reusedBody());
+    await j.tombstone(KEY_B, TOKEN_B, REUSED, reusedBody());
     expect((await fsp.stat(join(dir, `${KEY_A}.json`))).mode & 0o777).toBe(0o600);
     expect((await fsp.stat(join(dir, `${KEY_B}.spent`))).mode & 0o777).toBe(0o600);
   });
@@ -227,12 +230,12 @@ describe("Journal quarantine of unreadable entries", () => {
     expect(quarantined[0]!.message).toContain("incomplete token set");
   });
 
-  it("treats an entry larger than 64 KiB as absent and moves it to quarantine", async () => {
-    const content = JSON.stringify({ v: JOURNAL_VERSION, key: KEY_A, pad: "x".repeat(70 * 1024) });
+  it("treats an entry larger than 1 MiB as absent and moves it to quarantine", async () => {
+    const content = JSON.stringify({ v: JOURNAL_VERSION, key: KEY_A, pad: "x".repeat(1024 * 1024 + 10) });
     await plant(KEY_A, content);
     expect(await journal().read(KEY_A, TOKEN_A)).toBeNull();
     await expectQuarantined(KEY_A, content);
-    expect(quarantined[0]!.message).toContain("64 KiB");
+    expect(quarantined[0]!.message).toContain("larger than 1048576 bytes");
   });
 
   it("does not follow a symbolic link at the entry path; the link is quarantined and its target untouched", async () => {
@@ -305,31 +308,39 @@ describe("Journal temp files", () => {
 describe("Journal tombstones", () => {
   it("reads back a tombstone's code, time and body", async () => {
     const j = journal();
-    expect(await j.readTombstone(KEY_A)).toBeNull();
-    await j.tombstone(KEY_A, REUSED, reusedBody());
-    expect(await j.readTombstone(KEY_A)).toEqual({ code: REUSED, at: NOW, body: reusedBody() });
+    expect(await j.readTombstone(KEY_A, TOKEN_A)).toBeNull();
+    await j.tombstone(KEY_A, TOKEN_A, REUSED, reusedBody());
+    expect(await j.readTombstone(KEY_A, TOKEN_A)).toEqual({ code: REUSED, at: NOW, body: reusedBody() });
     // A tombstone is not an entry.
     expect(await j.has(KEY_A)).toBe(false);
-    expect(await j.readTombstone(KEY_B)).toBeNull();
+    expect(await j.readTombstone(KEY_B, TOKEN_B)).toBeNull();
   });
 
   it("keeps the first tombstone when a second is written", async () => {
     const j = journal();
-    await j.tombstone(KEY_A, REUSED, reusedBody());
+    await j.tombstone(KEY_A, TOKEN_A, REUSED, reusedBody());
     clock += 1000;
-    await j.tombstone(KEY_A, "refresh_token_invalidated", "{}");
-    expect(await j.readTombstone(KEY_A)).toEqual({ code: REUSED, at: NOW, body: reusedBody() });
+    await j.tombstone(KEY_A, TOKEN_A, "refresh_token_invalidated", "{}");
+    expect(await j.readTombstone(KEY_A, TOKEN_A)).toEqual({ code: REUSED, at: NOW, body: reusedBody() });
   });
 
   it("caps the stored body at 4096 characters", async () => {
     const j = journal();
-    await j.tombstone(KEY_A, REUSED, "y".repeat(10_000));
-    expect((await j.readTombstone(KEY_A))?.body).toHaveLength(4096);
+    await j.tombstone(KEY_A, TOKEN_A, REUSED, "y".repeat(10_000));
+    expect((await j.readTombstone(KEY_A, TOKEN_A))?.body).toHaveLength(4096);
   });
 
-  it("treats an unreadable tombstone as spent (reused) so nobody redeems again", async () => {
+  it("ignores and quarantines a tombstone it cannot open: a torn or forged marker forces no re-login", async () => {
     await fsp.writeFile(join(dir, `${KEY_A}.spent`), "{broken", { mode: 0o600 });
-    expect(await journal().readTombstone(KEY_A)).toEqual({ code: REUSED, at: 0, body: reusedBody() });
+    expect(await journal().readTombstone(KEY_A, TOKEN_A)).toBeNull();
+    expect(quarantined).toHaveLength(1);
+    // Whoever knows only the token's hash (not the token) cannot write a marker a reader accepts.
+    const forged = JSON.stringify({ v: JOURNAL_VERSION, code: REUSED, at: NOW, body: reusedBody() });
+    await fsp.writeFile(join(dir, `${KEY_B}.spent`), forged, { mode: 0o600 });
+    expect(await journal().readTombstone(KEY_B, TOKEN_B)).toBeNull();
+    // One sealed under another token is no better.
+    await journal().tombstone(KEY_A, TOKEN_B, REUSED, reusedBody());
+    expect(await journal().readTombstone(KEY_A, TOKEN_A)).toBeNull();
   });
 });
 
@@ -344,8 +355,8 @@ describe("Journal prune", () => {
     const tokens = ["rt_old", "rt_new", "rt_old_spent", "rt_new_spent"].map((t) => ({ t, key: tokenKey(t) }));
     await j.write(tokens[0]!.key, tokens[0]!.t, SET_1);
     await j.write(tokens[1]!.key, tokens[1]!.t, SET_1);
-    await j.tombstone(tokens[2]!.key, REUSED, reusedBody());
-    await j.tombstone(tokens[3]!.key, REUSED, reusedBody());
+    await j.tombstone(tokens[2]!.key, tokens[2]!.t, REUSED, reusedBody());
+    await j.tombstone(tokens[3]!.key, tokens[3]!.t, REUSED, reusedBody());
     await fsp.writeFile(join(dir, `${KEY_A}.json`), "garbage");
     await j.read(KEY_A, TOKEN_A);
     const [quarantinedName] = await listing(quarantineDir);
@@ -400,7 +411,7 @@ describe("Journal size", () => {
   it("counts entries, tombstones and quarantined files", async () => {
     const j = journal();
     await j.write(KEY_A, TOKEN_A, SET_1);
-    await j.tombstone(KEY_B, REUSED, reusedBody());
+    await j.tombstone(KEY_B, TOKEN_B, REUSED, reusedBody());
     await fsp.writeFile(join(dir, `${tokenKey("rt_x")}.json`), "garbage");
     await j.read(tokenKey("rt_x"), "rt_x");
     const size = await j.size();

@@ -325,7 +325,7 @@ describe("RefreshGuard.refresh: token spent outside the guard", () => {
     const other = await openGuard();
     expect((await other.refresh(credential.refresh, redeemAt(server))).status).toBe(401);
     expect(server.counters.requests).toBe(1);
-    expect(await guard.journal.readTombstone(tokenKey(credential.refresh))).toMatchObject({ code: "refresh_token_reused" });
+    expect(await guard.journal.readTombstone(tokenKey(credential.refresh), credential.refresh)).toMatchObject({ code: "refresh_token_reused" });
   });
 });
 
@@ -389,7 +389,7 @@ describe("RefreshGuard.refresh: endpoint faults", () => {
       expect(await response.text()).toBe(body);
       const key = tokenKey(credential.refresh);
       expect(await guard.journal.has(key)).toBe(false);
-      expect(await guard.journal.readTombstone(key)).toBeNull();
+      expect(await guard.journal.readTombstone(key, credential.refresh)).toBeNull();
       expect(eventsOf("failed")).toMatchObject([{ reason: "endpoint_error" }]);
 
       // Nothing was spent: the next try redeems normally.

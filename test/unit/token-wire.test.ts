@@ -1,21 +1,19 @@
 import { describe, expect, it } from "vitest";
 
+import { ACCOUNT_CLAIM, EXPIRED, INVALIDATED, REUSED, openAiIdentity, openai } from "../../src/providers/openai.ts";
 import {
-  ACCOUNT_CLAIM,
-  EXPIRED,
-  INVALIDATED,
-  REUSED,
   type TokenSet,
   isRecord,
-  jwtAccountId,
   jwtExpiry,
   parseTokenRequest,
   parseTokenResponse,
   readErrorCode,
-  reusedBody,
   tokenResponse,
   tokenResponseBody,
 } from "../../src/oauth/token-wire.ts";
+
+const reusedBody = openai.reusedBody;
+const jwtAccountId = (token: string) => openAiIdentity(token).accountId;
 
 const NOW = 1_800_000_000_000;
 
@@ -111,11 +109,6 @@ describe("parseTokenResponse", () => {
     }
   });
 
-  it("returns null when the expiry is unknown", () => {
-    expect(parseTokenResponse({ access_token: "opaque", refresh_token: "rt" }, NOW)).toBeNull();
-    expect(parseTokenResponse({ access_token: jwt({ sub: "x" }), refresh_token: "rt" }, NOW)).toBeNull();
-  });
-
   it("returns null without an access token or a refresh token", () => {
     expect(parseTokenResponse({ refresh_token: "rt", expires_in: 60 }, NOW)).toBeNull();
     expect(parseTokenResponse({ access_token: "", refresh_token: "rt", expires_in: 60 }, NOW)).toBeNull();
@@ -130,8 +123,8 @@ describe("parseTokenResponse", () => {
     }
   });
 
-  it("keeps the id token, the account id claim and every other field", () => {
-    const access = jwt({ exp: 1, [ACCOUNT_CLAIM]: { chatgpt_account_id: "acct-9" } });
+  it("keeps the id token and every other field (identity is the provider's to read)", () => {
+    const access = jwt({ exp: NOW / 1000 + 3600, [ACCOUNT_CLAIM]: { chatgpt_account_id: "acct-9" } });
     const set = parseTokenResponse(
       { access_token: access, refresh_token: "rt", id_token: "idt", expires_in: 60, token_type: "Bearer", scope: "openid" },
       NOW,
@@ -141,9 +134,23 @@ describe("parseTokenResponse", () => {
       refreshToken: "rt",
       idToken: "idt",
       expiresAt: NOW + 60_000,
-      accountId: "acct-9",
       extra: { token_type: "Bearer", scope: "openid" },
     });
+  });
+
+  it("bounds expires_in by the access token's own lifetime (exp - iat, whatever this machine's clock says)", () => {
+    const access = jwt({ exp: NOW / 1000 + 600 });
+    expect(parseTokenResponse({ access_token: access, refresh_token: "rt", expires_in: 10 ** 9 }, NOW)?.expiresAt).toBe(NOW + 600_000);
+    // Issued by a clock two hours behind ours: still a 10-minute token, not an expired one.
+    const skewed = jwt({ iat: NOW / 1000 - 7200, exp: NOW / 1000 - 7200 + 600 });
+    expect(parseTokenResponse({ access_token: skewed, refresh_token: "rt", expires_in: 10 ** 9 }, NOW)?.expiresAt).toBe(NOW + 600_000);
+    expect(parseTokenResponse({ access_token: skewed, refresh_token: "rt", expires_in: 60 }, NOW)?.expiresAt).toBe(NOW + 60_000);
+  });
+
+  it("keeps a 200 with no expiry at all (opaque access token) as a redemption whose access token is never reused", () => {
+    const set = parseTokenResponse({ access_token: "opaque", refresh_token: "rt" }, NOW);
+    expect(set).toMatchObject({ accessToken: "opaque", refreshToken: "rt", expiresAt: NOW, expiryKnown: false });
+    expect(tokenResponseBody(set!, NOW)).not.toHaveProperty("expires_in");
   });
 });
 

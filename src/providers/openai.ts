@@ -1,0 +1,60 @@
+// OpenAI (ChatGPT / Codex login): the token endpoint, its single-use refresh tokens and reuse
+// answers, the account claim in its JWTs, and the Codex CLI's own copy in ~/.codex/auth.json.
+// Everything refresh-guard knows about OpenAI lives here.
+import { jwtClaims } from "../oauth/token-wire.ts";
+import { isRecord } from "../oauth/json.ts";
+import { codexCliAuth } from "../siblings/codex-cli-auth.ts";
+import type { Identity, Provider } from "./provider.ts";
+
+export const OPENAI_TOKEN_URL = "https://auth.openai.com/oauth/token";
+/** JWT claim holding `chatgpt_account_id` (and, in newer tokens, `chatgpt_user_id`). */
+export const ACCOUNT_CLAIM = "https://api.openai.com/auth";
+/** JWT claim holding the profile's email. */
+export const PROFILE_CLAIM = "https://api.openai.com/profile";
+
+export const REUSED = "refresh_token_reused";
+export const INVALIDATED = "refresh_token_invalidated";
+export const EXPIRED = "refresh_token_expired";
+
+/** The Codex CLI file's name under the home directory. */
+export const CODEX_AUTH_FILE = ".codex/auth.json";
+
+export const openai: Provider = {
+  id: "openai-codex",
+  aliases: ["openai"],
+  tokenUrl: OPENAI_TOKEN_URL,
+  spentCodes: [REUSED, INVALIDATED, EXPIRED],
+  reusedCode: REUSED,
+  reusedBody: () =>
+    JSON.stringify({
+      error: {
+        message: "Your refresh token has already been used to generate a new access token. Please try signing in again.",
+        type: "invalid_request_error",
+        param: null,
+        code: REUSED,
+      },
+    }),
+  identityOf: openAiIdentity,
+  loginCommand: (providerId) => `openclaw models auth login --provider ${providerId}`,
+  extraSiblingSources: (context) => {
+    const file = context.providerFiles.codexAuthFile;
+    return file === null || file === undefined ? [] : [codexCliAuth(file)];
+  },
+};
+
+export function openAiIdentity(token: string): Identity {
+  const claims = jwtClaims(token);
+  if (claims === undefined) return {};
+  const identity: Identity = {};
+  const auth = claims[ACCOUNT_CLAIM];
+  if (isRecord(auth)) {
+    if (typeof auth.chatgpt_account_id === "string" && auth.chatgpt_account_id !== "") identity.accountId = auth.chatgpt_account_id;
+    const user = auth.chatgpt_user_id ?? auth.user_id;
+    if (typeof user === "string" && user !== "") identity.userId = user;
+  }
+  if (identity.userId === undefined && typeof claims.sub === "string" && claims.sub !== "") identity.userId = claims.sub;
+  const profile = claims[PROFILE_CLAIM];
+  const email = isRecord(profile) ? profile.email : claims.email;
+  if (typeof email === "string" && email !== "") identity.email = email.toLowerCase();
+  return identity;
+}

@@ -1,0 +1,45 @@
+// What refresh-guard must know about one OAuth provider, in one place: where its token endpoint
+// is, which error codes mean "this refresh token is spent", how to tell who a credential belongs
+// to, the body the endpoint sends on reuse, the command that logs in again, and where copies of
+// its credentials live besides OpenClaw's own stores. Adding a provider is one module that exports
+// a `Provider`, plus one line in registry.ts.
+import type { SiblingSource } from "../siblings/sibling-source.ts";
+
+/** Who a credential belongs to, as far as its tokens (or the store beside them) say. */
+export interface Identity {
+  /** The account or workspace (shared by every member of a team workspace). */
+  accountId?: string;
+  /** The user inside that account (the token's `sub`, or a user id claim). */
+  userId?: string;
+  email?: string;
+}
+
+export interface SiblingContext {
+  /** The OpenClaw state dir of this process. */
+  stateDir: string;
+  /** Extra agent dirs (OPENCLAW_AGENT_DIR) outside `<stateDir>/agents`. */
+  agentDirs: readonly string[];
+  home: string;
+  /** The provider's own files, from the plugin config (e.g. `codexAuthFile`); null = skip. */
+  providerFiles: Readonly<Record<string, string | null>>;
+}
+
+export interface Provider {
+  /** The config and log name (`openai-codex`). */
+  readonly id: string;
+  /** Other ids hosts use for the same login (2026.6+ call `openai-codex` `openai`). */
+  readonly aliases: readonly string[];
+  readonly tokenUrl: string;
+  /** Error codes of a 401 that mean the refresh token can never be redeemed again. */
+  readonly spentCodes: readonly string[];
+  /** Of those, the one a concurrent twin's redemption produces (worth a short wait for its journal entry). */
+  readonly reusedCode: string;
+  /** The endpoint's error body for a reused token, replayed when a spent marker is all we have. */
+  reusedBody(): string;
+  /** Who an access or id token belongs to; empty when it says nothing. */
+  identityOf(token: string): Identity;
+  /** The command that fixes a lost login. */
+  loginCommand(providerId: string): string;
+  /** Credential copies held outside OpenClaw's stores (e.g. the provider's own CLI). */
+  extraSiblingSources(context: SiblingContext): SiblingSource[];
+}
