@@ -102,8 +102,8 @@ export function configSchema(): Record<string, unknown> {
     if (tail === undefined) {
       properties[head] = schema;
     } else {
-      const group = (properties[head] ??= { type: "object", additionalProperties: false, properties: {} }) as { properties: Record<string, unknown> };
-      group.properties[tail] = schema;
+      properties[head] ??= { type: "object", additionalProperties: false, properties: {} };
+      (properties[head] as { properties: Record<string, unknown> }).properties[tail] = schema;
     }
   }
   return { type: "object", additionalProperties: false, properties };

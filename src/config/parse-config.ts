@@ -42,7 +42,10 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
   for (const option of OPTIONS) {
     const [head, tail] = option.path.split(".") as [string, string | undefined];
     top.add(head);
-    if (tail !== undefined) (groups.get(head) ?? groups.set(head, new Set()).get(head)!).add(tail);
+    if (tail === undefined) continue;
+    const group = groups.get(head) ?? new Set<string>();
+    group.add(tail);
+    groups.set(head, group);
   }
   rejectUnknown(config, top, CONFIG_ROOT);
   for (const [group, keys] of groups) {
@@ -53,15 +56,15 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
 
   const home = context.home ?? homedir();
   const timing: GuardTiming = { ...DEFAULT_TIMING };
-  const paths: Record<string, string | null> = {
-    guardDir: join(context.stateDir, PLUGIN_ID),
-    codexAuthFile: join(home, CODEX_AUTH_FILE),
-  };
+  const paths = new Map<string, string | null>([
+    ["guardDir", join(context.stateDir, PLUGIN_ID)],
+    ["codexAuthFile", join(home, CODEX_AUTH_FILE)],
+  ]);
   for (const option of OPTIONS) {
     const value = valueAt(config, option.path);
     if (value === undefined) continue;
     if (option.kind === "number") timing[option.timing] = parseNumber(option, value);
-    else paths[option.path] = parsePath(option, value, home);
+    else paths.set(option.path, parsePath(option, value, home));
   }
   timing.updateMs = heartbeatFor(timing.staleMs);
   if (timing.waitTimeoutMs < timing.staleMs) {
@@ -70,7 +73,8 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
       `must be at least lock.staleMs (${timing.staleMs}) so a crashed holder's lock can be taken over`,
     );
   }
-  return { guardDir: paths.guardDir!, providers: parseProviders(config.providers), timing, codexAuthFile: paths.codexAuthFile ?? null };
+  const guardDir = paths.get("guardDir") ?? join(context.stateDir, PLUGIN_ID);
+  return { guardDir, providers: parseProviders(config.providers), timing, codexAuthFile: paths.get("codexAuthFile") ?? null };
 }
 
 function parseProviders(raw: unknown): ProviderConfig[] {

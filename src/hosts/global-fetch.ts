@@ -125,7 +125,9 @@ async function guarded(
   // A Request of another realm or a polyfill: its body is not ours to read; let fetch have it.
   if (request === null && isRequestLike(input)) return original(input, init);
   const headers = new Headers(request?.headers);
-  if (init?.headers) new Headers(init.headers).forEach((value, name) => headers.set(name, value));
+  if (init?.headers) {
+    for (const [name, value] of new Headers(init.headers)) headers.set(name, value);
+  }
   const body = await readBody(init?.body ?? null, request);
   if (body === null) return original(input, init);
   const tokenRequest = parseTokenRequest(body, headers.get("content-type"));

@@ -82,7 +82,8 @@ const RUNTIMES = Symbol.for("openclaw-refresh-guard.runtimes");
 
 function sharedRuntime(config: RefreshGuardConfig, deps: RuntimeDeps): GuardRuntime {
   const holder = globalThis as { [RUNTIMES]?: Map<string, GuardRuntime> };
-  const runtimes = (holder[RUNTIMES] ??= new Map());
+  holder[RUNTIMES] ??= new Map();
+  const runtimes = holder[RUNTIMES];
   const key = JSON.stringify([config, deps.stateDir, deps.agentDirs]);
   let runtime = runtimes.get(key);
   if (runtime === undefined) {

@@ -207,7 +207,7 @@ export class Journal {
       for (const name of names) {
         const path = join(dir, name);
         const stat = await lstatOrNull(path);
-        if (stat !== null && stat.isFile()) yield { name, path, stat, quarantined };
+        if (stat?.isFile()) yield { name, path, stat, quarantined };
       }
     }
   }

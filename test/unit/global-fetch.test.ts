@@ -105,7 +105,7 @@ describe("installFetchInterceptor on a fake host", () => {
     for (const init of [code, json, stream, empty]) await host.fetch(TOKEN_URL, init);
 
     expect(calls.map((call) => call.init)).toEqual([code, json, stream, empty]);
-    calls.forEach((call, i) => expect(call.init).toBe([code, json, stream, empty][i]));
+    for (const [i, call] of calls.entries()) expect(call.init).toBe([code, json, stream, empty][i]);
     expect(calls.every((call) => call.input === TOKEN_URL)).toBe(true);
     expect(guard.calls).toEqual([]);
   });

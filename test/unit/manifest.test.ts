@@ -22,7 +22,7 @@ describe("config table", () => {
       if (option.kind !== "number") continue;
       const [head, tail] = option.path.split(".") as [string, string | undefined];
       if (tail === undefined) raw[head] = defaultOf(option);
-      else ((raw[head] ??= {}) as Record<string, number>)[tail] = defaultOf(option);
+      else raw[head] = { ...(raw[head] as Record<string, number> | undefined), [tail]: defaultOf(option) };
     }
     expect(parseConfig(raw, { stateDir: "/s", home: "/h" }).timing).toEqual(DEFAULT_TIMING);
   });
