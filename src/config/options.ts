@@ -66,45 +66,49 @@ export function defaultOf(option: NumberOption): number {
   return DEFAULT_TIMING[option.timing] / option.scale;
 }
 
-/** The manifest's `configSchema`, derived from OPTIONS and the provider registry. */
+/**
+ * The manifest's `configSchema`, derived from OPTIONS and the provider registry. It documents every
+ * key but validates nothing: OpenClaw refuses to run any command while a plugin's config fails its
+ * schema (2026.4.15: "Problem: plugins.entries.refresh-guard.config…", and neither `config unset`
+ * nor `doctor --fix` repairs it), so a typo in this plugin's settings would stop the whole host.
+ * The plugin's own parser checks everything instead, names the path, and attaches nothing.
+ */
 export function configSchema(): Record<string, unknown> {
   const properties: Record<string, unknown> = {};
   const providerProperties: Record<string, unknown> = {};
   for (const provider of PROVIDERS) {
     for (const id of [provider.id, ...provider.aliases]) {
       providerProperties[id] = {
-        type: "object",
-        additionalProperties: false,
+        description: `Guard ${id} refreshes. { "enabled": true|false (default true), "tokenUrl": https URL (default ${provider.tokenUrl}) }.`,
         properties: {
-          enabled: { type: "boolean", default: true },
-          tokenUrl: { type: "string", minLength: 1, default: provider.tokenUrl },
+          enabled: { description: "Boolean; default true.", default: true },
+          tokenUrl: { description: "https URL (http only on loopback).", default: provider.tokenUrl },
         },
       };
     }
   }
   properties.providers = {
-    type: "object",
     description: "Providers to guard. A provider not listed, or with enabled: false, is left untouched.",
-    additionalProperties: false,
     properties: providerProperties,
   };
   for (const option of OPTIONS) {
     const [head, tail] = option.path.split(".") as [string, string | undefined];
     let schema: Record<string, unknown>;
     if (option.kind === "number") {
-      schema = { type: option.integer ? "integer" : "number", minimum: option.min, maximum: option.max, default: defaultOf(option), description: option.description };
+      const what = option.integer ? "Whole number" : "Number";
+      schema = { description: `${option.description} ${what} from ${option.min} to ${option.max}; default ${defaultOf(option)}.`, default: defaultOf(option) };
     } else {
-      const description = `${option.description} Default: ${option.defaultText}.`;
-      schema = option.allowFalse
-        ? { description, anyOf: [{ type: "string", minLength: 1 }, { const: false }] }
-        : { type: "string", minLength: 1, description };
+      schema = { description: `${option.description} ${option.allowFalse ? "Absolute path, ~/path or false" : "Absolute path or ~/path"}; default ${option.defaultText}.` };
     }
     if (tail === undefined) {
       properties[head] = schema;
     } else {
-      properties[head] ??= { type: "object", additionalProperties: false, properties: {} };
+      properties[head] ??= { description: `${head} settings.`, properties: {} };
       (properties[head] as { properties: Record<string, unknown> }).properties[tail] = schema;
     }
   }
-  return { type: "object", additionalProperties: false, properties };
+  return {
+    description: "Checked by refresh-guard itself (a problem is logged as event=config_invalid and nothing is attached; the host keeps running).",
+    properties,
+  };
 }
