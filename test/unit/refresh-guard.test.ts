@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { ERR_LOCK_TIMEOUT, LockTimeoutError, UnsafeDirectoryError } from "../../src/core/errors.ts";
 import { type GuardEvent, type Redeem, RefreshGuard, type RefreshGuardOptions } from "../../src/core/refresh-guard.ts";
-import { RefreshLocks } from "../../src/store/refresh-lock.ts";
+import { type HeldLock, RefreshLocks } from "../../src/store/refresh-lock.ts";
 import { type SiblingCredential, staticSiblingSource } from "../../src/siblings/sibling-source.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
 import {
@@ -111,12 +111,12 @@ function signal(): { reached: Promise<void>; reach: () => void } {
   return { reached, reach };
 }
 
-/** Runs `after` once each time the guard's lock attempt (`coordination.tryLock`) has returned. */
-function afterLockAttempts(guard: RefreshGuard, after: () => void): void {
+/** Runs `after` with the outcome of each of the guard's lock attempts (`coordination.tryLock`), once it has returned. */
+function afterLockAttempts(guard: RefreshGuard, after: (lock: HeldLock | null) => void): void {
   const tryLock = guard.coordination.tryLock.bind(guard.coordination);
   vi.spyOn(guard.coordination, "tryLock").mockImplementation(async (key) => {
     const lock = await tryLock(key);
-    after();
+    after(lock);
     return lock;
   });
 }
@@ -181,12 +181,18 @@ describe("RefreshGuard.refresh: one redemption per rotation", () => {
   });
 
   it("redeems once when two guard instances (two processes' worth) share one guard directory", async () => {
-    const server = await standIn({ latencyMs: 50 });
+    // The one request is held in flight until the other instance has found the lock taken.
+    const answer = answerGate();
+    const server = await standIn({ gate: answer.gate });
     const [a, b] = await Promise.all([openGuard(), openGuard()]);
+    const blocked = signal();
+    for (const guard of [a, b]) afterLockAttempts(guard, (lock) => void (lock === null && blocked.reach()));
     const credential = server.issue("acct-2");
-    const responses = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).refresh(credential.refresh, redeemAt(server))),
-    );
+    const all = Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).refresh(credential.refresh, redeemAt(server))));
+    await answer.arrived;
+    await blocked.reached;
+    answer.release();
+    const responses = await all;
     const bodies = await Promise.all(responses.map(tokens));
     expect(server.counters.requests).toBe(1);
     expect(new Set(bodies.map((body) => body.refresh_token)).size).toBe(1);
