@@ -42,6 +42,12 @@ export type Fault =
 export interface StandInOptions {
   /** Delay before each token answer, ms. Default 0. */
   latencyMs?: number;
+  /**
+   * Called when a token request arrives (after it is counted, before it is answered); the answer
+   * waits until the returned promise settles. Lets a test hold a request in flight and release it
+   * explicitly (see `answerGate`).
+   */
+  gate?: () => Promise<void>;
   /** expires_in of issued access tokens, seconds. Default 3600. */
   accessLifetimeSec?: number;
   /** A reuse also revokes the reused token's newest descendants. Default false. */
@@ -221,6 +227,7 @@ export class StandInEndpoint {
     }
     this.counters.requests += 1;
     if (this.options.latencyMs) await new Promise((resolve) => setTimeout(resolve, this.options.latencyMs));
+    if (this.options.gate) await this.options.gate();
     const fault = this.faults.shift();
     if (fault !== undefined) {
       this.counters.faults += 1;
@@ -291,6 +298,25 @@ export function readRefreshToken(body: string, contentType: string): string | nu
 function jwt(claims: Record<string, unknown>): string {
   const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
   return `${part({ alg: "none", typ: "JWT" })}.${part(claims)}.${randomBytes(16).toString("base64url")}`;
+}
+
+/**
+ * A gate for `StandInOptions.gate`: `arrived` resolves when the first token request reaches the
+ * stand-in; every answer waits until the test calls `release()`.
+ */
+export function answerGate(): { gate: () => Promise<void>; arrived: Promise<void>; release: () => void } {
+  let arrive!: () => void;
+  let release!: () => void;
+  const arrived = new Promise<void>((resolve) => (arrive = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  return {
+    gate: () => {
+      arrive();
+      return released;
+    },
+    arrived,
+    release,
+  };
 }
 
 export async function startStandIn(options: StandInOptions = {}): Promise<StandInEndpoint> {

@@ -2,36 +2,50 @@ import { promises as fsp } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { DirWatch } from "../../src/store/dir-watch.ts";
 
 let root: string;
 
+// DirWatch's only timer is each waiter's timeout (setTimeout); the watch itself is fs.watch, real
+// I/O. Faking just setTimeout/clearTimeout means a timeout fires only when a test advances the
+// clock: a waiter that resolves without that was woken by the watch, and one that must wake on its
+// timeout does so at the exact millisecond.
 beforeEach(async () => {
   root = await fsp.mkdtemp(join(tmpdir(), "rg-watch-"));
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
 });
 
 afterEach(async () => {
+  vi.useRealTimers();
   await fsp.rm(root, { recursive: true, force: true });
 });
 
-async function timed(promise: Promise<void>): Promise<number> {
-  const started = performance.now();
-  await promise;
-  return performance.now() - started;
-}
-
 function watchers(watch: DirWatch): unknown[] {
   return (watch as unknown as { watchers: unknown[] }).watchers;
+}
+
+/** Resolves once the watch has reported `name` (and handed it to its waiters). */
+function delivered(watch: DirWatch, name: string): Promise<void> {
+  const target = watch as unknown as { notify: (filename: string | Buffer | null) => void };
+  const notify = target.notify.bind(watch);
+  return new Promise((resolve) => {
+    target.notify = (filename) => {
+      notify(filename);
+      if (filename !== null && String(filename) === name) resolve();
+    };
+  });
 }
 
 describe("DirWatch", () => {
   it("wakes a waiter as soon as a watched name appears, long before its timeout", async () => {
     const watch = new DirWatch([root]);
     const waiting = watch.wait(["entry.json"], 10_000);
-    setTimeout(() => void fsp.writeFile(join(root, "entry.json"), "x"), 50);
-    expect(await timed(waiting)).toBeLessThan(2_000);
+    await fsp.writeFile(join(root, "entry.json"), "x");
+    // No fake time passes: only the watch can have woken it, and its timeout was cleared.
+    await waiting;
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it("wakes a waiter when a watched name disappears", async () => {
@@ -39,15 +53,26 @@ describe("DirWatch", () => {
     await fsp.mkdir(lock);
     const watch = new DirWatch([root]);
     const waiting = watch.wait(["k.lock"], 10_000);
-    setTimeout(() => void fsp.rmdir(lock), 50);
-    expect(await timed(waiting)).toBeLessThan(2_000);
+    await fsp.rmdir(lock);
+    await waiting;
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it("ignores changes to other names and wakes on the timeout instead", async () => {
     const watch = new DirWatch([root]);
-    const waiting = watch.wait(["entry.json"], 400);
-    setTimeout(() => void fsp.writeFile(join(root, "unrelated.json"), "x"), 50);
-    expect(await timed(waiting)).toBeGreaterThanOrEqual(350);
+    const seen = delivered(watch, "unrelated.json");
+    let woke = false;
+    const waiting = watch.wait(["entry.json"], 400).then(() => {
+      woke = true;
+    });
+    await fsp.writeFile(join(root, "unrelated.json"), "x");
+    await seen;
+    expect(woke).toBe(false);
+    await vi.advanceTimersByTimeAsync(399);
+    expect(woke).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(woke).toBe(true);
+    await waiting;
   });
 
   it("watches every directory it was given", async () => {
@@ -55,13 +80,23 @@ describe("DirWatch", () => {
     await fsp.mkdir(second);
     const watch = new DirWatch([root, second]);
     const waiting = watch.wait(["b.lock"], 10_000);
-    setTimeout(() => void fsp.mkdir(join(second, "b.lock")), 50);
-    expect(await timed(waiting)).toBeLessThan(2_000);
+    await fsp.mkdir(join(second, "b.lock"));
+    await waiting;
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it("still wakes on the timeout when a directory cannot be watched", async () => {
     const watch = new DirWatch([join(root, "missing")]);
-    expect(await timed(watch.wait(["x"], 100))).toBeGreaterThanOrEqual(90);
+    let woke = false;
+    const waiting = watch.wait(["x"], 100).then(() => {
+      woke = true;
+    });
+    expect(watchers(watch)).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(99);
+    expect(woke).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(woke).toBe(true);
+    await waiting;
   });
 
   it("wakes only the waiters whose names changed", async () => {
@@ -69,10 +104,10 @@ describe("DirWatch", () => {
     const woke: string[] = [];
     const a = watch.wait(["a"], 800).then(() => woke.push("a"));
     const b = watch.wait(["b"], 800).then(() => woke.push("b"));
-    await new Promise((resolve) => setTimeout(resolve, 30));
     await fsp.writeFile(join(root, "a"), "x");
     await a;
     expect(woke).toEqual(["a"]);
+    await vi.advanceTimersByTimeAsync(800);
     await b;
     expect(woke).toEqual(["a", "b"]);
   });

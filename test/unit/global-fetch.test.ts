@@ -5,9 +5,9 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { type TokenGuard, installFetchInterceptor, interceptorAttached } from "../../src/hosts/global-fetch.ts";
-import { type GuardEvent, type Redeem, RefreshGuard } from "../../src/core/refresh-guard.ts";
+import { type GuardEvent, type Redeem, RefreshGuard, type RefreshGuardOptions } from "../../src/core/refresh-guard.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
-import { type StandInEndpoint, type StandInOptions, startStandIn } from "../support/token-endpoint-server.ts";
+import { answerGate, type StandInEndpoint, type StandInOptions, startStandIn } from "../support/token-endpoint-server.ts";
 
 type Fetch = typeof globalThis.fetch;
 
@@ -260,7 +260,7 @@ describe("installFetchInterceptor on globalThis with a real guard", () => {
   let uninstall: () => void;
   const originalFetch = globalThis.fetch;
 
-  async function setup(options: StandInOptions = {}): Promise<void> {
+  async function setup(options: StandInOptions = {}, guardOptions: Pick<RefreshGuardOptions, "stage"> = {}): Promise<void> {
     seen = [];
     server = await startStandIn({
       ...options,
@@ -274,6 +274,7 @@ describe("installFetchInterceptor on globalThis with a real guard", () => {
       guardDir: join(root, "guard"),
       onEvent: (event) => events.push(event),
       timing: { reuseGraceMs: 50 },
+      ...guardOptions,
     });
     uninstall = installFetchInterceptor(new Map([[server.url, guard]])).uninstall;
   }
@@ -365,16 +366,25 @@ describe("installFetchInterceptor on globalThis with a real guard", () => {
   });
 
   it("lets the caller abort with its signal while the redemption completes and is journaled", async () => {
-    await setup({ latencyMs: 300 });
+    // The stand-in holds its answer until the test releases it; the guard says when it journaled.
+    const answer = answerGate();
+    let journaled!: () => void;
+    const written = new Promise<void>((resolve) => (journaled = resolve));
+    await setup({ gate: answer.gate }, { stage: (stage) => void (stage === "journaled" && journaled()) });
     const credential = server.issue("acct-a");
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 50);
-    await expect(
+    const aborted = expect(
       fetch(server.url, { method: "POST", headers: { "content-type": FORM }, body: formBody(credential.refresh), signal: controller.signal }),
     ).rejects.toMatchObject({ name: "AbortError" });
+    await answer.arrived;
+    controller.abort();
+    // The caller is released while its redemption is still in flight...
+    await aborted;
+    expect(server.counters.redemptions).toBe(0);
+    // ...which then completes and is journaled.
+    answer.release();
+    await written;
     const key = tokenKey(credential.refresh);
-    const until = Date.now() + 5_000;
-    while (!(await guard.journal.has(key)) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(await guard.journal.has(key)).toBe(true);
     const response = await fetch(server.url, { method: "POST", headers: { "content-type": FORM }, body: formBody(credential.refresh) });
     expect(response.status).toBe(200);

@@ -1,6 +1,6 @@
 // register() as the host calls it, with a stand-in host API: attach, config errors, the status
 // command through a commander-like program, and no token in anything it prints.
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { interceptorAttached } from "../../src/hosts/global-fetch.ts";
 import { type CliProgram, type PluginApi, registerRefreshGuard } from "../../src/plugin/register.ts";
 import { type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
+import { untilInDir } from "../support/watch-until.ts";
 
 const originalFetch = globalThis.fetch;
 
@@ -113,7 +114,14 @@ describe("registerRefreshGuard", () => {
     const credential = server.issue("acct-status");
     const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: credential.refresh }).toString();
     await Promise.all([1, 2].map(() => fetch(server.url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body })));
-    await new Promise((resolve) => setTimeout(resolve, 50)); // outcome lines are appended asynchronously
+    // Outcome lines are appended after the answer: wait until both are in the record.
+    const statusDir = join(stateDir, "refresh-guard", "status");
+    const outcomeLines = () =>
+      readFile(join(statusDir, "outcomes.jsonl"), "utf8").then(
+        (text) => text.split("\n").length - 1,
+        () => 0,
+      );
+    await untilInDir(statusDir, async () => (await outcomeLines()) >= 2);
     const json = await captureStdout(() => commands["refresh-guard status"]!({ json: true }));
     const report = JSON.parse(json);
     expect(report.host).toMatchObject({ version: "2026.4.15", supported: true, hook: "attached" });

@@ -2,14 +2,15 @@ import { promises as fsp } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { ERR_LOCK_TIMEOUT, LockTimeoutError, UnsafeDirectoryError } from "../../src/core/errors.ts";
 import { type GuardEvent, type Redeem, RefreshGuard, type RefreshGuardOptions } from "../../src/core/refresh-guard.ts";
-import { RefreshLocks } from "../../src/store/refresh-lock.ts";
+import { type HeldLock, RefreshLocks } from "../../src/store/refresh-lock.ts";
 import { type SiblingCredential, staticSiblingSource } from "../../src/siblings/sibling-source.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
 import {
+  answerGate,
   type Credential,
   type Fault,
   REUSED_BODY,
@@ -103,12 +104,21 @@ async function rotate(guard: RefreshGuard, server: StandInEndpoint, first: strin
   return chain;
 }
 
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+/** A promise and the function that resolves it, for waiting on a hook the guard calls. */
+function signal(): { reached: Promise<void>; reach: () => void } {
+  let reach!: () => void;
+  const reached = new Promise<void>((resolve) => (reach = resolve));
+  return { reached, reach };
+}
+
+/** Runs `after` with the outcome of each of the guard's lock attempts (`coordination.tryLock`), once it has returned. */
+function afterLockAttempts(guard: RefreshGuard, after: (lock: HeldLock | null) => void): void {
+  const tryLock = guard.coordination.tryLock.bind(guard.coordination);
+  vi.spyOn(guard.coordination, "tryLock").mockImplementation(async (key) => {
+    const lock = await tryLock(key);
+    after(lock);
+    return lock;
+  });
 }
 
 function sibling(source: string, credential: Credential): SiblingCredential {
@@ -171,12 +181,18 @@ describe("RefreshGuard.refresh: one redemption per rotation", () => {
   });
 
   it("redeems once when two guard instances (two processes' worth) share one guard directory", async () => {
-    const server = await standIn({ latencyMs: 50 });
+    // The one request is held in flight until the other instance has found the lock taken.
+    const answer = answerGate();
+    const server = await standIn({ gate: answer.gate });
     const [a, b] = await Promise.all([openGuard(), openGuard()]);
+    const blocked = signal();
+    for (const guard of [a, b]) afterLockAttempts(guard, (lock) => void (lock === null && blocked.reach()));
     const credential = server.issue("acct-2");
-    const responses = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).refresh(credential.refresh, redeemAt(server))),
-    );
+    const all = Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).refresh(credential.refresh, redeemAt(server))));
+    await answer.arrived;
+    await blocked.reached;
+    answer.release();
+    const responses = await all;
     const bodies = await Promise.all(responses.map(tokens));
     expect(server.counters.requests).toBe(1);
     expect(new Set(bodies.map((body) => body.refresh_token)).size).toBe(1);
@@ -331,23 +347,30 @@ describe("RefreshGuard.refresh: token spent outside the guard", () => {
 
 describe("RefreshGuard.refresh: caller abort", () => {
   it("rejects the caller with AbortError but still journals the answer of a request that already left", async () => {
-    const server = await standIn({ latencyMs: 300 });
-    const guard = await openGuard();
+    // The stand-in holds its answer until the test releases it: the request is in flight for as long as we say.
+    const answer = answerGate();
+    const server = await standIn({ gate: answer.gate });
+    const written = signal();
+    const guard = await openGuard({ stage: (stage) => void (stage === "journaled" && written.reach()) });
     const credential = server.issue("acct-abort");
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 50);
 
-    const started = Date.now();
-    const error = await guard.refresh(credential.refresh, redeemAt(server), { signal: controller.signal }).then(
+    const outcome = guard.refresh(credential.refresh, redeemAt(server), { signal: controller.signal }).then(
       () => null,
       (caught: unknown) => caught,
     );
+    await answer.arrived;
+    controller.abort();
+    // Released at once: the caller is rejected while the stand-in still holds the answer.
+    const error = await outcome;
     expect((error as Error | null)?.name).toBe("AbortError");
-    expect(Date.now() - started).toBeLessThan(250);
     expect(server.counters.requests).toBe(1);
+    expect(server.counters.redemptions).toBe(0);
 
     const key = tokenKey(credential.refresh);
-    await waitFor(() => guard.journal.has(key));
+    answer.release();
+    await written.reached;
+    expect(await guard.journal.has(key)).toBe(true);
     expect(server.counters.redemptions).toBe(1);
     const journaled = await guard.journal.read(key, credential.refresh);
 
@@ -363,10 +386,21 @@ describe("RefreshGuard.refresh: caller abort", () => {
     const guard = await openGuard();
     const credential = server.issue("acct-aborted");
     const reason = new Error("caller gave up");
-    await expect(guard.refresh(credential.refresh, redeemAt(server), { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    let redeemedForAborted = 0;
+    const redeem: Redeem = (token, redeemSignal) => {
+      redeemedForAborted += 1;
+      return redeemAt(server)(token, redeemSignal);
+    };
+    await expect(guard.refresh(credential.refresh, redeem, { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
     expect(server.counters.requests).toBe(0);
     expect(await guard.journal.has(tokenKey(credential.refresh))).toBe(false);
+    // Nothing was left running behind the rejection: the next caller of the same token does not
+    // join a flight (no "shared"), it leads its own, and the aborted caller's redeem is never called.
+    await tokens(await guard.refresh(credential.refresh, redeemAt(server)));
+    expect(redeemedForAborted).toBe(0);
+    expect(server.counters.requests).toBe(1);
+    expect(eventsOf("redeemed")).toHaveLength(1);
+    expect(eventsOf("shared")).toEqual([]);
   });
 });
 
@@ -442,20 +476,38 @@ describe("RefreshGuard.refresh: endpoint faults", () => {
 describe("RefreshGuard.refresh: the cross-process lock", () => {
   it("fails closed with LockTimeoutError and sends nothing while another holder keeps the lock", async () => {
     const server = await standIn();
-    const guard = await openGuard({ timing: { waitTimeoutMs: 300 } });
+    // The guard's clock stands still until the test moves it: the wait ends by waitTimeoutMs on that clock.
+    const started = Date.now();
+    let clock = started;
+    const guard = await openGuard({ now: () => clock, timing: { waitTimeoutMs: 300 } });
     const credential = server.issue("acct-locked");
     const other = new RefreshLocks(join(guardDir, "locks"), { staleMs: 2000, updateMs: 1000 });
     const held = await other.tryAcquire(tokenKey(credential.refresh));
     expect(held).not.toBeNull();
+    let attempted = signal();
+    afterLockAttempts(guard, () => attempted.reach());
     try {
-      const started = Date.now();
-      const error = await guard.refresh(credential.refresh, redeemAt(server)).then(
+      let settled = false;
+      const outcome = guard.refresh(credential.refresh, redeemAt(server)).then(
         () => null,
         (caught: unknown) => caught,
       );
+      void outcome.finally(() => {
+        settled = true;
+      });
+      await attempted.reached;
+      // 1 ms before the deadline it still waits: two more attempts, each after the clock read 299 ms.
+      clock = started + 299;
+      for (let i = 0; i < 2; i += 1) {
+        attempted = signal();
+        await attempted.reached;
+      }
+      expect(settled).toBe(false);
+      // At the deadline it gives up.
+      clock = started + 300;
+      const error = await outcome;
       expect(error).toBeInstanceOf(LockTimeoutError);
       expect((error as LockTimeoutError).code).toBe(ERR_LOCK_TIMEOUT);
-      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
       expect(server.counters.requests).toBe(0);
       expect(eventsOf("failed")).toMatchObject([{ reason: "lock_timeout" }]);
     } finally {
@@ -468,14 +520,22 @@ describe("RefreshGuard.refresh: the cross-process lock", () => {
 
   it("wakes a waiter when the holder releases, well before the poll interval", async () => {
     const server = await standIn();
-    const guard = await openGuard({ timing: { pollMs: 5_000 } });
+    // A poll (and a wait timeout) far longer than the test's own timeout: only the watch can wake it.
+    const guard = await openGuard({ timing: { pollMs: HOUR, waitTimeoutMs: HOUR } });
     const credential = server.issue("acct-wake");
     const other = new RefreshLocks(join(guardDir, "locks"), { staleMs: 2000, updateMs: 1000 });
     const held = await other.tryAcquire(tokenKey(credential.refresh));
-    setTimeout(() => void held!.release(), 100);
-    const started = Date.now();
+    expect(held).not.toBeNull();
+    // The holder lets go once the guard is waiting for a change.
+    const waitForChange = guard.coordination.waitForChange.bind(guard.coordination);
+    const waits = vi.spyOn(guard.coordination, "waitForChange").mockImplementation((key, timeoutMs) => {
+      const waiting = waitForChange(key, timeoutMs);
+      void held!.release();
+      return waiting;
+    });
     await tokens(await guard.refresh(credential.refresh, redeemAt(server)));
-    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(waits).toHaveBeenCalledTimes(1);
+    expect(server.counters.requests).toBe(1);
   });
 
   it("holders() shows this process holding the lock while its request is in flight, and nothing after", async () => {

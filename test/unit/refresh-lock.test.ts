@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ERR_LOCK_COMPROMISED, LockCompromisedError } from "../../src/core/errors.ts";
 import { type HeldLock, type LockEvents, RefreshLocks } from "../../src/store/refresh-lock.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
+import { untilInDir } from "../support/watch-until.ts";
 
 // proper-lockfile's floors: stale >= 2000 ms, update >= 1000 ms.
 const TIMING = { staleMs: 2000, updateMs: 1000 };
@@ -87,8 +88,14 @@ describe("RefreshLocks", () => {
   });
 
   it("keeps a held lock fresh with its heartbeat so it never goes stale", async () => {
-    const first = await take(locks());
-    await new Promise((resolve) => setTimeout(resolve, TIMING.staleMs + 600));
+    // proper-lockfile's heartbeat is its own real timer (every updateMs, at least 1 s) and its
+    // staleness test reads the real clock, so this test lives through real beats: it waits on
+    // them (each one touches the lock's mtime, which the directory watch reports) until the
+    // heartbeat has carried the lock past staleMs, which without it would now be stale.
+    const a = locks();
+    const taken = Date.now();
+    const first = await take(a);
+    await untilInDir(dir, async () => (await fsp.stat(a.lockPath(KEY))).mtimeMs > taken + TIMING.staleMs);
     expect(await take(locks())).toBeNull();
     await expect(first!.assertHeld()).resolves.toBeUndefined();
     expect(first!.compromised).toBe(false);
@@ -131,11 +138,19 @@ describe("RefreshLocks", () => {
 
   it("the old holder's heartbeat notices the takeover and reports it once", async () => {
     const compromised: string[] = [];
-    const a = locks({ onCompromised: (key) => compromised.push(key) });
+    let reported!: () => void;
+    const report = new Promise<void>((resolve) => (reported = resolve));
+    const a = locks({
+      onCompromised: (key) => {
+        compromised.push(key);
+        reported();
+      },
+    });
     const old = await take(a);
     await setMtime(a.lockPath(KEY), Date.now() - TIMING.staleMs - 5_000);
     expect(await take(locks())).not.toBeNull();
-    await new Promise((resolve) => setTimeout(resolve, TIMING.updateMs + 500));
+    // The report comes from the old holder's next heartbeat (proper-lockfile's real timer, updateMs).
+    await report;
     expect(compromised).toEqual([KEY]);
     expect(old!.compromised).toBe(true);
   }, 10_000);
@@ -183,13 +198,12 @@ describe("RefreshLocks", () => {
     const a = locks({}, () => clock.now);
     expect(await a.holders()).toEqual([]);
     await take(a, KEY);
-    clock.now = Date.now() + 5_000;
+    clock.now += 5_000;
     const holders = await a.holders();
     expect(holders).toHaveLength(1);
     expect(holders[0]!.key).toBe(KEY);
     expect(holders[0]!.pid).toBe(process.pid);
-    expect(holders[0]!.ageMs).toBeGreaterThanOrEqual(4_900);
-    expect(holders[0]!.ageMs).toBeLessThan(6_000);
+    expect(holders[0]!.ageMs).toBe(5_000);
   });
 
   it("holders() reports a lock without an owner record by age alone", async () => {
