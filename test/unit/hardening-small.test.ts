@@ -136,7 +136,8 @@ describe("a 200 that says nothing of the access token's expiry", () => {
     const answered = (await (await first.refresh(original.refresh, opaque)).json()) as Record<string, unknown>;
     expect(answered.refresh_token === successor.refresh).toBe(true);
     expect(answered).not.toHaveProperty("expires_in");
-    expect(await first.coordination.hasEntry(tokenKey(original.refresh))).toBe(true);
+    const entry = await fsp.stat(join(guardDir, "journal", `${tokenKey(original.refresh)}.json`)).catch(() => null);
+    expect(entry?.isFile(), "journal entry written").toBe(true);
 
     // Another process holding a copy of the original token: it must not send the spent token again.
     const second = await openGuard();
@@ -144,6 +145,45 @@ describe("a 200 that says nothing of the access token's expiry", () => {
     const response = await second.refresh(original.refresh, redeemAt(server.url, sent));
     expect(response.status).toBe(200);
     // Its access token is never handed out from the journal: the successor is redeemed instead.
+    expect(sent.map(tokenKey)).toEqual([tokenKey(successor.refresh)]);
+  });
+});
+
+describe("spent markers and expiry cannot be forged or inflated", () => {
+  it("a spent marker written by someone who knows only the token's hash forces no re-login: quarantined, token redeemed", async () => {
+    const credential = server.issue();
+    const guard = await openGuard();
+    const key = tokenKey(credential.refresh);
+    // Plain JSON, as anyone with write access to the journal could write it.
+    const forged = { v: 1, key, code: "refresh_token_reused", at: Date.now(), body: '{"error":{"code":"refresh_token_reused"}}' };
+    await fsp.writeFile(join(guardDir, "journal", `${key}.spent`), JSON.stringify(forged), { mode: 0o600 });
+
+    const response = await guard.refresh(credential.refresh, redeemAt(server.url));
+    expect(response.status).toBe(200);
+    expect(server.counters.redemptions).toBe(1);
+    expect(warnings("journal_quarantined")).toHaveLength(1);
+  });
+
+  it("a huge expires_in is bounded by the access token's own lifetime: two hours later the successor is redeemed", async () => {
+    const original = server.issue();
+    const successor = server.issue();
+    const nowSec = Math.floor(Date.now() / 1000);
+    const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const access = `${part({ alg: "none" })}.${part({ iat: nowSec, exp: nowSec + 3600 })}.sig`;
+    const inflated: Redeem = async () =>
+      new Response(JSON.stringify({ access_token: access, refresh_token: successor.refresh, expires_in: 10 * 365 * 86400 }), {
+        status: 200,
+        headers: { "content-type": "application/json" },
+      });
+    const first = await openGuard();
+    const body = (await (await first.refresh(original.refresh, inflated)).json()) as { expires_in: number };
+    expect(body.expires_in).toBeLessThanOrEqual(3600);
+
+    // A process whose clock says two hours later: the journal's access token is stale, so it redeems the successor.
+    const later = await RefreshGuard.open({ provider: "openai-codex", guardDir, timing: TIMING, now: () => Date.now() + 2 * 60 * 60 * 1000 });
+    const sent: string[] = [];
+    const response = await later.refresh(original.refresh, redeemAt(server.url, sent));
+    expect(response.status).toBe(200);
     expect(sent.map(tokenKey)).toEqual([tokenKey(successor.refresh)]);
   });
 });
