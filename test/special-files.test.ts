@@ -189,3 +189,34 @@ describe("one size limit for writing and reading a journal entry", () => {
     expect(await quarantined()).toEqual([]);
   });
 });
+
+describe("a token answer that never ends, in a process whose fetch drops the abort signal", () => {
+  let server: StandInEndpoint;
+  let agents: Agent[] = [];
+
+  afterEach(async () => {
+    await Promise.all(agents.map((agent) => agent.stop()));
+    agents = [];
+    await server?.stop();
+  });
+
+  it("times that process's caller out, and another process takes the lock after staleMs and redeems once", { timeout: 45_000 }, async () => {
+    server = await startStandIn();
+    const pluginConfig = { guardDir, requestTimeoutMs: 1000, lock: { staleMs: 2000, waitTimeoutMs: 20_000 } };
+    const [stuck] = await startAgents(1, { stateDir, tokenUrl: server.url, pluginConfig, dropSignal: true });
+    const [other] = await startAgents(1, { stateDir, tokenUrl: server.url, pluginConfig });
+    agents = [stuck!, other!];
+    const credential = server.issue("acct-stuck");
+    server.inject("stall-body");
+
+    const [timedOut] = await stuck!.refresh(credential.refresh, 1);
+    expect(timedOut?.status).toBe(0);
+    expect(timedOut?.error).toMatch(/^TimeoutError/);
+    expect(stuck!.logs.some(({ line }) => line.includes("reason=endpoint_timeout"))).toBe(true);
+
+    const [redeemed] = await other!.refresh(credential.refresh, 1);
+    expect(redeemed?.status, redeemed?.error).toBe(200);
+    expect(server.counters.redemptions).toBe(1);
+    expect(server.counters.reuses).toBe(0);
+  });
+});

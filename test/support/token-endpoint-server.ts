@@ -33,6 +33,7 @@ export const INVALIDATED_BODY = JSON.stringify({
 /** What the next token request gets instead of a normal answer (the token is not consumed). */
 export type Fault =
   | "hang" // never answers
+  | "stall-body" // 200 headers and the start of a body that never ends
   | "500" // 500 with a JSON error body
   | "503" // 503 with an HTML body
   | "reset" // closes the connection without a response
@@ -277,6 +278,10 @@ export class StandInEndpoint {
   private answerFault(fault: Fault, req: IncomingMessage, res: ServerResponse): void {
     switch (fault) {
       case "hang":
+        return;
+      case "stall-body":
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write('{"access_token":"');
         return;
       case "reset":
         req.socket.destroy();
