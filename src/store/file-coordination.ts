@@ -1,7 +1,7 @@
 // Coordination through one guard directory: proper-lockfile locks under locks/, the journal under
 // journal/, set-aside entries under quarantine/, waiters woken by a directory watch. Every process
 // that sees the directory (one machine, or a shared volume) coordinates through it.
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 import type { JournalCorruptError } from "../core/errors.ts";
 import type { TokenSet } from "../oauth/token-wire.ts";
@@ -33,12 +33,13 @@ export class FileCoordination implements Coordination {
   private readonly quarantineDir: string;
 
   constructor(options: FileCoordinationOptions) {
-    this.location = options.guardDir;
-    this.quarantineDir = join(options.guardDir, "quarantine");
+    // Absolute once, so the directory checked at open() is the one every later path is built from.
+    this.location = resolve(options.guardDir);
+    this.quarantineDir = join(this.location, "quarantine");
     const now = options.now ?? Date.now;
-    this.locks = new RefreshLocks(join(options.guardDir, "locks"), { staleMs: options.staleMs, updateMs: options.updateMs }, options.events, now);
+    this.locks = new RefreshLocks(join(this.location, "locks"), { staleMs: options.staleMs, updateMs: options.updateMs }, options.events, now);
     const journal: ConstructorParameters<typeof Journal>[0] = {
-      dir: join(options.guardDir, "journal"),
+      dir: join(this.location, "journal"),
       quarantineDir: this.quarantineDir,
       retentionMs: options.retentionMs,
       now,

@@ -1,6 +1,9 @@
 // The guard directory holds locks and the journal. It must be ours, private, and a real directory:
-// a symlink, another user's directory, or a group/world-writable one is refused with a fix.
+// a symlink, another user's directory, or a group/world-writable one is refused with a fix. So is
+// one below a parent that someone else could rename or replace it in: a parent writable by group
+// or others without the sticky bit, or owned by a user other than this one and root.
 import { constants, promises as fsp } from "node:fs";
+import { dirname, resolve } from "node:path";
 
 import { UnsafeDirectoryError } from "../core/errors.ts";
 
@@ -15,7 +18,10 @@ function currentUid(): number | undefined {
 }
 
 /** Creates `dir` (0700) if missing, then checks it is safe; throws UnsafeDirectoryError if not. */
-export async function ensurePrivateDir(dir: string): Promise<void> {
+export async function ensurePrivateDir(path: string): Promise<void> {
+  // One spelling for every check and every later use: absolute, `.` and `..` folded.
+  const dir = resolve(path);
+  await checkParents(dir);
   let stat = await lstatOrNull(dir);
   if (stat === null) {
     await fsp.mkdir(dir, { recursive: true, mode: DIR_MODE });
@@ -47,6 +53,41 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
       `it is writable by group or others (mode ${(stat.mode & 0o777).toString(8)})`,
       `Fix it with: chmod 700 ${dir}`,
     );
+  }
+}
+
+/**
+ * Every existing ancestor of `dir`, resolved through symlinks (a link's own mode means nothing):
+ * each must be owned by this user or root, and not writable by group or others unless sticky.
+ */
+async function checkParents(dir: string): Promise<void> {
+  let existing = dirname(dir);
+  while ((await lstatOrNull(existing)) === null) {
+    const up = dirname(existing);
+    if (up === existing) return;
+    existing = up;
+  }
+  const uid = currentUid();
+  let current = await fsp.realpath(existing);
+  for (;;) {
+    const stat = await fsp.stat(current);
+    if (uid !== undefined && stat.uid !== uid && stat.uid !== 0) {
+      throw new UnsafeDirectoryError(
+        dir,
+        `its parent ${current} is owned by uid ${stat.uid}, who could move or replace it`,
+        `Set guardDir to a directory whose parents only you (uid ${uid}) and root own.`,
+      );
+    }
+    if ((stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0) {
+      throw new UnsafeDirectoryError(
+        dir,
+        `its parent ${current} is writable by group or others without the sticky bit (mode ${(stat.mode & 0o7777).toString(8)}), so anyone could move or replace it`,
+        `Fix it with: chmod go-w ${current} (or chmod +t ${current}), or set guardDir elsewhere.`,
+      );
+    }
+    const up = dirname(current);
+    if (up === current) return;
+    current = up;
   }
 }
 

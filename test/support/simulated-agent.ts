@@ -16,6 +16,8 @@ export interface AgentConfig {
   /** The plugin's user config (plugins.entries["refresh-guard"].config); the token URL is added. */
   pluginConfig?: Record<string, unknown>;
   pauseAt?: Stage;
+  /** Put a fetch wrapper under the guard that drops every request's abort signal (as some wrappers do). */
+  dropSignal?: boolean;
 }
 
 export interface CallResult {
@@ -29,6 +31,15 @@ export interface CallResult {
 const config = JSON.parse(process.env.AGENT_CONFIG ?? "{}") as AgentConfig;
 const send = (message: unknown) => process.send?.(message);
 const log = (level: string) => (line: string) => send({ type: "log", level, line });
+
+if (config.dropSignal) {
+  const base = globalThis.fetch;
+  globalThis.fetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    if (init === undefined) return base(input);
+    const { signal: _dropped, ...rest } = init;
+    return base(input, rest);
+  }) as typeof fetch;
+}
 
 if (config.guard !== false) {
   const pluginConfig = parseConfig(

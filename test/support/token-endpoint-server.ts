@@ -33,6 +33,7 @@ export const INVALIDATED_BODY = JSON.stringify({
 /** What the next token request gets instead of a normal answer (the token is not consumed). */
 export type Fault =
   | "hang" // never answers
+  | "stall-body" // 200 headers and the start of a body that never ends
   | "500" // 500 with a JSON error body
   | "503" // 503 with an HTML body
   | "reset" // closes the connection without a response
@@ -59,6 +60,16 @@ export interface StandInOptions {
   /** Extra routes (e.g. the host's model endpoint); return true when handled. */
   route?: (req: IncomingMessage, res: ServerResponse, body: string) => boolean;
   now?: () => number;
+  /** Pad every issued id token to at least this many bytes (a large id_token, as some logins carry). */
+  idTokenBytes?: number;
+}
+
+/** Who a login belongs to inside its account (a team workspace has many users per account id). */
+export interface LoginUser {
+  /** The user id (`sub`, `chatgpt_user_id`). Default: derived from the account id. */
+  user?: string;
+  /** Default: `<user>@example.test`. */
+  email?: string;
 }
 
 export interface Credential {
@@ -68,6 +79,8 @@ export interface Credential {
   /** ms since epoch */
   expires: number;
   accountId: string;
+  userId: string;
+  email: string;
 }
 
 export interface Counters {
@@ -80,6 +93,8 @@ export interface Counters {
 
 interface RefreshRecord {
   accountId: string;
+  userId: string;
+  email: string;
   state: "live" | "spent" | "revoked";
   child?: string;
 }
@@ -130,14 +145,17 @@ export class StandInEndpoint {
   }
 
   /** Mints a fresh login for `accountId` (as `openclaw models auth login` would obtain). */
-  issue(accountId = "acct-test", lifetimeSec = this.options.accessLifetimeSec ?? 3600): Credential {
+  issue(accountId = "acct-test", lifetimeSec = this.options.accessLifetimeSec ?? 3600, login: LoginUser = {}): Credential {
+    const userId = login.user ?? `user-${accountId}`;
+    const email = login.email ?? `${userId}@example.test`;
     const refresh = `rt_${randomBytes(24).toString("base64url")}`;
-    this.refreshes.set(refresh, { accountId, state: "live" });
-    return this.mint(accountId, refresh, lifetimeSec);
+    const record: RefreshRecord = { accountId, userId, email, state: "live" };
+    this.refreshes.set(refresh, record);
+    return this.mint(record, refresh, lifetimeSec);
   }
 
   /** Makes an issued access token count as expired (the server still honours its refresh token). */
-  expire(credential: Credential): Credential {
+  expire<C extends Pick<Credential, "access" | "expires">>(credential: C): C {
     const record = this.accesses.get(credential.access);
     if (record) record.expires = this.now() - 1;
     return { ...credential, expires: this.now() - 60_000 };
@@ -171,18 +189,24 @@ export class StandInEndpoint {
     return this.refreshes.get(refresh)?.state === "live";
   }
 
-  private mint(accountId: string, refresh: string, lifetimeSec: number): Credential {
+  private mint(login: RefreshRecord, refresh: string, lifetimeSec: number): Credential {
+    const { accountId, userId, email } = login;
     const expires = this.now() + lifetimeSec * 1000;
+    // Like OpenAI's: the access token names the user (sub, chatgpt_user_id) and the account; the
+    // id token names the user and the email.
     const access = jwt({
+      sub: userId,
       iat: Math.floor(this.now() / 1000),
       exp: Math.floor(expires / 1000),
       jti: randomBytes(8).toString("hex"),
-      [ACCOUNT_CLAIM]: { chatgpt_account_id: accountId },
+      [ACCOUNT_CLAIM]: { chatgpt_account_id: accountId, chatgpt_user_id: userId },
     });
-    const idToken = jwt({ sub: accountId, jti: randomBytes(8).toString("hex") });
+    const idClaims: Record<string, unknown> = { sub: userId, email, jti: randomBytes(8).toString("hex") };
+    if (this.options.idTokenBytes) idClaims.pad = "x".repeat(this.options.idTokenBytes);
+    const idToken = jwt(idClaims);
     this.accesses.set(access, { expires, refresh });
     this.idTokens.add(idToken);
-    return { access, refresh, idToken, expires, accountId };
+    return { access, refresh, idToken, expires, accountId, userId, email };
   }
 
   private redeem(refresh: string): { status: 200; credential: Credential } | { status: 401; body: string } {
@@ -199,9 +223,10 @@ export class StandInEndpoint {
     record.state = "spent";
     const next = `rt_${randomBytes(24).toString("base64url")}`;
     record.child = next;
-    this.refreshes.set(next, { accountId: record.accountId, state: "live" });
+    const successor: RefreshRecord = { accountId: record.accountId, userId: record.userId, email: record.email, state: "live" };
+    this.refreshes.set(next, successor);
     this.counters.redemptions += 1;
-    const credential = this.mint(record.accountId, next, this.options.accessLifetimeSec ?? 3600);
+    const credential = this.mint(successor, next, this.options.accessLifetimeSec ?? 3600);
     return { status: 200, credential };
   }
 
@@ -260,6 +285,10 @@ export class StandInEndpoint {
   private answerFault(fault: Fault, req: IncomingMessage, res: ServerResponse): void {
     switch (fault) {
       case "hang":
+        return;
+      case "stall-body":
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write('{"access_token":"');
         return;
       case "reset":
         req.socket.destroy();
