@@ -4,6 +4,7 @@
 // `npm run manifest`) are both derived from it.
 import { DEFAULT_TIMING, type GuardTiming } from "../core/timing.ts";
 import { PROVIDERS } from "../providers/registry.ts";
+import { coordinationSchema } from "./coordination-config.ts";
 
 export const PLUGIN_ID = "refresh-guard";
 export const CONFIG_ROOT = `plugins.entries["${PLUGIN_ID}"].config`;
@@ -106,5 +107,6 @@ export function configSchema(): Record<string, unknown> {
       group.properties[tail] = schema;
     }
   }
+  properties.coordination = coordinationSchema();
   return { type: "object", additionalProperties: false, properties };
 }
