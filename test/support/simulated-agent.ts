@@ -16,6 +16,8 @@ export interface AgentConfig {
   /** The plugin's user config (plugins.entries["refresh-guard"].config); the token URL is added. */
   pluginConfig?: Record<string, unknown>;
   pauseAt?: Stage;
+  /** Coordinate through this Redis (coordination.backend "redis") instead of the guard directory alone. */
+  redis?: { url: string; onUnavailable?: "fail" | "file"; commandTimeoutMs?: number; connectTimeoutMs?: number; passwordEnv?: string };
 }
 
 export interface CallResult {
@@ -32,7 +34,11 @@ const log = (level: string) => (line: string) => send({ type: "log", level, line
 
 if (config.guard !== false) {
   const pluginConfig = parseConfig(
-    { ...config.pluginConfig, providers: { "openai-codex": { enabled: true, tokenUrl: config.tokenUrl } } },
+    {
+      ...config.pluginConfig,
+      ...(config.redis ? { coordination: { backend: "redis", redis: config.redis } } : {}),
+      providers: { "openai-codex": { enabled: true, tokenUrl: config.tokenUrl } },
+    },
     { stateDir: config.stateDir },
   );
   const runtime = new GuardRuntime(pluginConfig, {
