@@ -47,6 +47,14 @@ const SET_ASIDE = `if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("REN
 
 const DEFAULT_FALLBACK_POLL_MS = 1000;
 
+/** The scripts above as client commands (ioredis sends EVALSHA, falling back to the script once). */
+interface Scripts {
+  rgRenew(lockKey: string, owner: string, leaseMs: string): Promise<number>;
+  rgRelease(lockKey: string, channel: string, owner: string, key: string): Promise<number>;
+  rgPutIfAbsent(redisKey: string, channel: string, value: string, ttlMs: string, key: string): Promise<number>;
+  rgSetAside(redisKey: string, aside: string, text: string): Promise<number>;
+}
+
 export class RedisCoordination implements Coordination {
   readonly kind = "redis";
   readonly location: string;
@@ -54,7 +62,7 @@ export class RedisCoordination implements Coordination {
   readonly wakeups = { message: 0, fallback: 0 };
   private readonly options: RedisCoordinationOptions;
   private readonly now: () => number;
-  private readonly client: Redis;
+  private readonly client: Redis & Scripts;
   private readonly subscriber: Redis;
   private readonly channel: string;
   private readonly waiters = new Map<string, Set<() => void>>();
@@ -80,7 +88,12 @@ export class RedisCoordination implements Coordination {
       showFriendlyErrorStack: false,
     };
     if (options.password !== undefined) clientOptions.password = options.password;
-    this.client = new Redis(options.url, clientOptions);
+    const client = new Redis(options.url, clientOptions);
+    client.defineCommand("rgRenew", { numberOfKeys: 1, lua: RENEW });
+    client.defineCommand("rgRelease", { numberOfKeys: 2, lua: RELEASE });
+    client.defineCommand("rgPutIfAbsent", { numberOfKeys: 2, lua: PUT_IF_ABSENT });
+    client.defineCommand("rgSetAside", { numberOfKeys: 2, lua: SET_ASIDE });
+    this.client = client as Redis & Scripts;
     this.subscriber = new Redis(options.url, { ...clientOptions, commandTimeout: undefined });
     // ioredis reports connection errors as events too; they are reported through commands.
     this.client.on("error", () => undefined);
@@ -178,7 +191,7 @@ export class RedisCoordination implements Coordination {
     };
     // Renews the lease to its full length if still ours: true, else false (and the lock is lost).
     const renew = async (): Promise<boolean> => {
-      const renewed = await this.run(() => this.client.eval(RENEW, 1, lockKey, owner, String(this.options.leaseMs)));
+      const renewed = await this.run(() => this.client.rgRenew(lockKey, owner, String(this.options.leaseMs)));
       if (renewed !== 1) lose();
       return renewed === 1;
     };
@@ -203,7 +216,7 @@ export class RedisCoordination implements Coordination {
         clearInterval(heartbeat);
         if (compromised) return;
         // Best effort: a release that cannot reach Redis leaves the lease to expire by itself.
-        await this.run(() => this.client.eval(RELEASE, 2, lockKey, this.channel, owner, key)).catch(() => undefined);
+        await this.run(() => this.client.rgRelease(lockKey, this.channel, owner, key)).catch(() => undefined);
       },
     };
   }
@@ -291,13 +304,13 @@ export class RedisCoordination implements Coordination {
   }
 
   private async putIfAbsent(redisKey: string, key: string, value: string): Promise<boolean> {
-    const stored = await this.run(() => this.client.eval(PUT_IF_ABSENT, 2, redisKey, this.channel, value, String(Math.round(this.options.retentionMs)), key));
+    const stored = await this.run(() => this.client.rgPutIfAbsent(redisKey, this.channel, value, String(Math.round(this.options.retentionMs)), key));
     return stored === 1;
   }
 
   private async setAside(redisKey: string, text: string, reason: string): Promise<null> {
     const aside = `${this.options.keyPrefix}aside:${redisKey.slice(this.options.keyPrefix.length)}:${this.now()}`;
-    const moved = await this.run(() => this.client.eval(SET_ASIDE, 2, redisKey, aside, text));
+    const moved = await this.run(() => this.client.rgSetAside(redisKey, aside, text));
     if (moved === 1) this.options.onQuarantine?.(new JournalCorruptError(`${this.location} ${redisKey}`, `${reason}; moved to ${aside}`));
     return null;
   }
