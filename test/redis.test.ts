@@ -28,10 +28,10 @@ afterAll(async () => {
 });
 
 /** A stand-in endpoint, a Redis of its own, and agents each with a guard directory of its own. */
-async function scenario(options: { latencyMs?: number; redis?: boolean } = {}) {
+async function scenario(options: { latencyMs?: number; redis?: boolean; redisArgs?: string[] } = {}) {
   const server = await startStandIn({ latencyMs: options.latencyMs ?? 20 });
   servers.push(server);
-  const redis = options.redis === false ? null : await startRedis();
+  const redis = options.redis === false ? null : await startRedis(options.redisArgs);
   const root = await mkdtemp(join(tmpdir(), "rg-redis-machines-"));
   cleanups.push(async () => {
     await server.stop();
@@ -222,6 +222,35 @@ describe("Redis itself failing", () => {
     const warnings = logLines([agent!]).filter((line) => line.includes("reason=backend_unavailable"));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(`Redis at ${url} is unreachable; falling back to the local file lock`);
+  });
+});
+
+describe("credentials", () => {
+  it("takes the password from the environment variable passwordEnv names, and never prints it", async () => {
+    const password = "pw-from-env-7f3a9c";
+    const { server, redis, agents } = await scenario({ redisArgs: ["--requirepass", password] });
+    process.env.RG_TEST_REDIS_PASSWORD = password;
+    try {
+      const [withPassword] = await agents(1, { redis: { url: redis.url, passwordEnv: "RG_TEST_REDIS_PASSWORD" } });
+      const [withoutPassword] = await agents(1, { redis: { url: redis.url, connectTimeoutMs: 1000 } });
+      const [unset] = await agents(1, { redis: { url: redis.url, passwordEnv: "RG_TEST_REDIS_PASSWORD_UNSET" } });
+      const credential = server.issue("acct-redis-auth");
+      const [ok] = record(await withPassword!.refresh(credential.refresh, 1));
+      expect(ok!.status).toBe(200);
+      expect(server.counters.redemptions).toBe(1);
+      // Without the password Redis refuses: fail closed, nothing sent; with the variable unset, the config error names it.
+      const [refused] = record(await withoutPassword!.refresh(ok!.refresh!, 1));
+      expect(refused!.status).toBe(0);
+      expect(refused!.error).toContain(`Redis at ${redis.url}`);
+      expect(refused!.error).toContain("fail closed");
+      const [missing] = record(await unset!.refresh(ok!.refresh!, 1));
+      expect(missing!.error).toContain("RG_TEST_REDIS_PASSWORD_UNSET is not set");
+      expect(server.counters.requests).toBe(1);
+      const texts = [...outputs, ...logLines([withPassword!, withoutPassword!, unset!]), ...[withPassword!, withoutPassword!, unset!].flatMap((a) => a.output)];
+      expect(texts.filter((text) => text.includes(password))).toEqual([]);
+    } finally {
+      delete process.env.RG_TEST_REDIS_PASSWORD;
+    }
   });
 });
 

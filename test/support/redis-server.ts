@@ -13,11 +13,14 @@ export const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? "redis-server";
 export class RedisServer {
   readonly port: number;
   readonly dir: string;
+  /** Extra server arguments, e.g. ["--requirepass", "…"]. */
+  readonly extraArgs: readonly string[];
   private child: ChildProcess | null = null;
 
-  constructor(port: number, dir: string) {
+  constructor(port: number, dir: string, extraArgs: readonly string[] = []) {
     this.port = port;
     this.dir = dir;
+    this.extraArgs = extraArgs;
   }
 
   get url(): string {
@@ -28,7 +31,7 @@ export class RedisServer {
   async start(): Promise<void> {
     const child = spawn(
       REDIS_SERVER,
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"],
+      ["--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no", ...this.extraArgs],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     this.child = child;
@@ -68,8 +71,8 @@ export class RedisServer {
   }
 }
 
-export async function startRedis(): Promise<RedisServer> {
-  const server = new RedisServer(await freePort(), await mkdtemp(join(tmpdir(), "rg-redis-")));
+export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisServer> {
+  const server = new RedisServer(await freePort(), await mkdtemp(join(tmpdir(), "rg-redis-")), extraArgs);
   await server.start();
   return server;
 }
