@@ -58,6 +58,22 @@ function record<T extends { error?: string }[]>(results: T): T {
   return results;
 }
 
+/** `promise`, or a failure after `ms` that shows what each agent logged and printed (for a hang). */
+async function within<T>(promise: Promise<T>, ms: number, agents: Agent[]): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      const report = agents.map((agent, i) => `agent ${i} pid ${agent.child.pid} exit ${agent.child.exitCode ?? agent.child.signalCode}:\n${[...agent.logs.map(({ line }) => line), ...agent.output].join("\n")}`);
+      reject(new Error(`no answer within ${ms} ms\n${report.join("\n")}`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function logLines(agents: Agent[]): string[] {
   return agents.flatMap((agent) => agent.logs.map(({ line }) => line));
 }
@@ -173,19 +189,21 @@ describe("Redis itself failing", () => {
     const others = await agents(3);
     const credential = server.issue("acct-redis-restart");
     const held = holder!.refresh(credential.refresh, 1);
-    await holder!.stage();
+    await within(holder!.stage(), 20_000, [holder!]);
     const waiting = Promise.all(others.map((agent) => agent.refresh(credential.refresh, 2)));
     await new Promise((resolve) => setTimeout(resolve, 200));
-    await redis.signal("SIGKILL");
-    await redis.start();
+    await within(redis.signal("SIGKILL"), 10_000, []);
+    await within(redis.start(), 20_000, []);
     holder!.resume();
-    const results = record([...(await held), ...(await waiting).flat()]);
+    const results = record(await within(Promise.all([held, waiting]).then(([h, w]) => [...h, ...w.flat()]), 30_000, [holder!, ...others]));
     expect(results.map((result) => result.status)).toEqual(Array(7).fill(200));
     expect(new Set(results.map((result) => result.refresh)).size).toBe(1);
     expect(server.counters.redemptions).toBe(1);
     expect(server.counters.reuses).toBe(0);
-    // And the next rotation goes through the restarted server as usual.
-    const next = record((await Promise.all([holder!, ...others].map((agent) => agent.refresh(results[0]!.refresh!, 2)))).flat());
+    // And the next rotation goes through the restarted server as usual (the holder, if it redeems
+    // again, pauses at the same stage: let it go on).
+    void holder!.stage().then(() => holder!.resume());
+    const next = record((await within(Promise.all([holder!, ...others].map((agent) => agent.refresh(results[0]!.refresh!, 2))), 20_000, [holder!, ...others])).flat());
     expect(next.every((result) => result.status === 200 && result.refresh === next[0]!.refresh)).toBe(true);
     expect(server.counters.redemptions).toBe(2);
     expect(server.counters.reuses).toBe(0);
