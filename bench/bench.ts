@@ -15,6 +15,8 @@
 //   2. rotations with the guard: P processes × C callers refresh one credential at once, R times;
 //      waiterP99OverServerMs is the p99, over every caller of every measured rotation (the
 //      redeeming caller included), of its latency minus the stand-in's fixed latency;
+//   2b. the same rotations with the Redis backend: each process has its own guard dir (as if on its
+//      own machine) and all share one local redis-server;
 //   3. the same rotations without the guard (each process presents its own copy), for contrast;
 //   4. crash recovery: the lock holder is SIGKILLed before its request leaves; time until a
 //      sibling's caller holds a valid token.
@@ -24,7 +26,8 @@ import { arch, cpus, platform, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 
-import { type Agent, type CallResult, startAgents } from "../test/support/agent-pool.ts";
+import { Agent, type CallResult, startAgents } from "../test/support/agent-pool.ts";
+import { startRedis } from "../test/support/redis-server.ts";
 import { parseConfig } from "../src/config/parse-config.ts";
 import { installFetchInterceptor } from "../src/hosts/global-fetch.ts";
 import { GuardRuntime } from "../src/plugin/guard-runtime.ts";
@@ -291,14 +294,20 @@ interface Rotation {
   failures: number;
 }
 
-async function rotations(guard: boolean): Promise<RotationResult> {
-  const label = guard ? "guarded" : "unguarded";
+/** With `redisUrl`: every process has a state and guard dir of its own and coordinates through that Redis. */
+async function rotations(guard: boolean, redisUrl?: string): Promise<RotationResult> {
+  const label = redisUrl ? "redis-guarded" : guard ? "guarded" : "unguarded";
   const server = await startStandIn({ latencyMs: LATENCY_MS });
-  const stateDir = await mkdtemp(join(tmpdir(), guard ? "rg-bench-guard-" : "rg-bench-bare-"));
+  const stateDir = await mkdtemp(join(tmpdir(), redisUrl ? "rg-bench-redis-" : guard ? "rg-bench-guard-" : "rg-bench-bare-"));
   const startupStarted = performance.now();
   let agents: Agent[] = [];
   try {
-    agents = await startAgents(PLAN.processes, { guard, stateDir, tokenUrl: server.url });
+    if (redisUrl) {
+      agents = Array.from({ length: PLAN.processes }, (_, i) => new Agent({ stateDir: join(stateDir, `machine-${i}`), tokenUrl: server.url, redis: { url: redisUrl } }));
+      await Promise.all(agents.map((agent) => agent.ready));
+    } else {
+      agents = await startAgents(PLAN.processes, { guard, stateDir, tokenUrl: server.url });
+    }
     const startupMs = performance.now() - startupStarted;
     progress(`${PLAN.processes} ${label} agents up in ${Math.round(startupMs)} ms`);
     await sleep(1000);
@@ -509,6 +518,9 @@ async function main(): Promise<void> {
 
   progress(`rotations with the guard: ${PLAN.processes} processes × ${PLAN.callers} callers × ${PLAN.rotations}`);
   const guarded = await rotations(true);
+  progress("the same rotations, each process with its own guard dir, coordinated through a real redis-server");
+  const redisServer = await startRedis();
+  const viaRedis = await rotations(true, redisServer.url).finally(() => redisServer.stop());
   progress("the same rotations without the guard");
   const baseline = await rotations(false);
   progress(`crash recovery, ${PLAN.crashRuns} runs`);
@@ -557,6 +569,10 @@ async function main(): Promise<void> {
       `outcomes ${Object.entries(guarded.outcomes ?? {}).map(([type, count]) => `${type}=${count}`).join(" ")}`,
     `  ${PLAN.processes} agents started in ${guarded.startupMs} ms; untimed warm-up rotation (cold processes): ` +
       `p99 ${guarded.warmup.p99OverServerMs} ms over server, failures ${guarded.warmup.failures}`,
+    "with the guard, Redis backend (each process its own guard dir, one local redis-server)",
+    `  caller latency − ${LATENCY_MS} ms (ms): ${fmt(viaRedis.overServerMs)} (n=${viaRedis.overServerMs.n})`,
+    `  p99 per rotation (ms): ${viaRedis.perRotationP99OverServerMs.join(", ")} (median ${viaRedis.medianRotationP99OverServerMs})`,
+    `  redemptions ${viaRedis.redemptions} (${viaRedis.redemptionsPerRotation}/rotation) · reuse answers ${viaRedis.reuses} · failures ${viaRedis.failures}`,
     "without the guard (baseline: each process presents its own copy)",
     `  redemptions ${baseline.redemptions} (${baseline.redemptionsPerRotation}/rotation) · reuse answers ${baseline.reuses} · ` +
       `failures ${baseline.failures} of ${baseline.processes * baseline.callersPerProcess * baseline.rotations} callers`,
@@ -585,6 +601,7 @@ async function main(): Promise<void> {
       targets: TARGETS,
       targetsMet,
       rotations: guarded,
+      redisRotations: viaRedis,
       baseline,
       hotPath: hot,
       crashRecovery: crash,

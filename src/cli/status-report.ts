@@ -22,6 +22,8 @@ export function formatStatus(report: StatusReport): string {
   if (guard) {
     lines.push(`guard dir: ${guard.guardDir}`);
     if (guard.guardDirProblem) lines.push(`  unusable: ${guard.guardDirProblem}`);
+    lines.push(coordinationLine(guard.coordination));
+    if (guard.coordination.problem) lines.push(`  ${guard.coordination.problem}`);
     lines.push(
       `providers: ${guard.providers.length === 0 ? "none enabled" : guard.providers.map((p) => `${p.id} (${p.tokenUrl})`).join(", ")}`,
     );
@@ -44,4 +46,11 @@ export function formatStatus(report: StatusReport): string {
     }
   }
   return `${lines.join("\n")}\n`;
+}
+
+function coordinationLine(c: GuardStatus["coordination"]): string {
+  if (c.backend === "file") return `coordination: file (guard dir)`;
+  const reach = c.reachable ? `reachable, ping ${c.latencyMs} ms` : "UNREACHABLE";
+  const fallback = c.onUnavailable === "file" ? "falls back to the file lock" : "refreshes fail closed";
+  return `coordination: redis ${c.location} (${reach}; when unreachable ${fallback})`;
 }

@@ -4,6 +4,7 @@
 // `npm run manifest`) are both derived from it.
 import { DEFAULT_TIMING, type GuardTiming } from "../core/timing.ts";
 import { PROVIDERS } from "../providers/registry.ts";
+import { coordinationSchema } from "./coordination-config.ts";
 
 export const PLUGIN_ID = "refresh-guard";
 export const CONFIG_ROOT = `plugins.entries["${PLUGIN_ID}"].config`;
@@ -107,8 +108,31 @@ export function configSchema(): Record<string, unknown> {
       (properties[head] as { properties: Record<string, unknown> }).properties[tail] = schema;
     }
   }
+  properties.coordination = documentOnly(coordinationSchema());
   return {
     description: "Checked by refresh-guard itself (a problem is logged as event=config_invalid and nothing is attached; the host keeps running).",
     properties,
   };
+}
+
+/**
+ * A schema node reduced to what documents it: the description (with the bounds, pattern or
+ * allowed values folded into its text), the default, and its properties, but no keyword that
+ * could make the host refuse a config (see configSchema).
+ */
+export function documentOnly(node: Record<string, unknown>): Record<string, unknown> {
+  const notes: string[] = [];
+  if (Array.isArray(node.enum)) notes.push(`One of ${node.enum.map((value) => JSON.stringify(value)).join(", ")}.`);
+  if (typeof node.minimum === "number" && typeof node.maximum === "number") notes.push(`From ${node.minimum} to ${node.maximum}.`);
+  if (typeof node.pattern === "string") notes.push(`Matches ${node.pattern}.`);
+  const text = [typeof node.description === "string" ? node.description : "", ...notes].filter((part) => part !== "").join(" ");
+  const result: Record<string, unknown> = {};
+  if (text !== "") result.description = text;
+  if (node.default !== undefined) result.default = node.default;
+  if (typeof node.properties === "object" && node.properties !== null) {
+    const properties: Record<string, unknown> = {};
+    for (const [name, child] of Object.entries(node.properties as Record<string, Record<string, unknown>>)) properties[name] = documentOnly(child);
+    result.properties = properties;
+  }
+  return result;
 }

@@ -9,6 +9,7 @@ import { DEFAULT_TIMING, type GuardTiming, heartbeatFor } from "../core/timing.t
 import { isRecord } from "../oauth/json.ts";
 import { CODEX_AUTH_FILE } from "../providers/openai.ts";
 import { knownProviderIds, providerById } from "../providers/registry.ts";
+import { type CoordinationConfig, parseCoordination } from "./coordination-config.ts";
 import { CONFIG_ROOT, type NumberOption, OPTIONS, PLUGIN_ID, type PathOption } from "./options.ts";
 
 export { CONFIG_ROOT, PLUGIN_ID };
@@ -24,6 +25,8 @@ export interface RefreshGuardConfig {
   timing: GuardTiming;
   /** Read the Codex CLI's auth.json when looking for a sibling. */
   codexAuthFile: string | null;
+  /** Where processes coordinate (coordination-config.ts). */
+  coordination: CoordinationConfig;
 }
 
 export interface ConfigContext {
@@ -38,7 +41,7 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
   const config = raw ?? {};
   if (!isRecord(config)) throw new ConfigError(CONFIG_ROOT, `expected an object, got ${describe(config)}`);
   const groups = new Map<string, Set<string>>();
-  const top = new Set(["providers"]);
+  const top = new Set(["providers", "coordination"]);
   for (const option of OPTIONS) {
     const [head, tail] = option.path.split(".") as [string, string | undefined];
     top.add(head);
@@ -74,7 +77,13 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
     );
   }
   const guardDir = paths.get("guardDir") ?? join(context.stateDir, PLUGIN_ID);
-  return { guardDir, providers: parseProviders(config.providers), timing, codexAuthFile: paths.get("codexAuthFile") ?? null };
+  return {
+    guardDir,
+    providers: parseProviders(config.providers),
+    timing,
+    codexAuthFile: paths.get("codexAuthFile") ?? null,
+    coordination: parseCoordination(config.coordination, CONFIG_ROOT),
+  };
 }
 
 function parseProviders(raw: unknown): ProviderConfig[] {

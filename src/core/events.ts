@@ -16,7 +16,8 @@ export type WarningReason =
   | "reuse_raced"
   | "sibling_failed"
   | "sibling_unreadable"
-  | "prune_failed";
+  | "prune_failed"
+  | "backend_unavailable";
 
 export type GuardEvent =
   | { type: "redeemed" | "shared"; provider: string; key: string; hops: number; ms: number }

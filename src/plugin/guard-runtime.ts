@@ -4,8 +4,9 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 
-import type { RefreshGuardConfig } from "../config/parse-config.ts";
-import type { RefreshGuardError } from "../core/errors.ts";
+import { redisPassword } from "../config/coordination-config.ts";
+import { CONFIG_ROOT, type RefreshGuardConfig } from "../config/parse-config.ts";
+import { BackendUnavailableError, type RefreshGuardError } from "../core/errors.ts";
 import { type GuardEvent, formatEvent, formatLine } from "../core/events.ts";
 import { RefreshGuard, type Redeem, type Stage } from "../core/refresh-guard.ts";
 import type { TokenGuard } from "../hosts/global-fetch.ts";
@@ -13,7 +14,9 @@ import { providerById } from "../providers/registry.ts";
 import { openClawAgentStores } from "../siblings/openclaw-json-stores.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";
 import { ensurePrivateDir } from "../store/guard-dir.ts";
-import type { LockHolder } from "../store/coordination.ts";
+import type { Coordination, LockHolder } from "../store/coordination.ts";
+import type { RedisCoordination } from "../store/redis-coordination.ts";
+import { redactUrl } from "../store/redis-url.ts";
 import type { JournalSize } from "../store/journal.ts";
 import { type OutcomeSummary, StatusStore } from "../store/status-store.ts";
 import { keyLabel } from "../store/token-crypto.ts";
@@ -33,8 +36,24 @@ export interface RuntimeDeps {
   stage?: (stage: Stage) => Promise<void> | void;
 }
 
+export interface CoordinationStatus {
+  backend: "file" | "redis";
+  /** The guard directory, or the Redis URL without its password. */
+  location: string;
+  /** Redis only: whether a PING was answered, and how fast. */
+  reachable?: boolean;
+  latencyMs?: number;
+  problem?: string;
+  /** Redis only: what happens while it is unreachable. */
+  onUnavailable?: "fail" | "file";
+}
+
+/** How long a process that fell back to the file lock keeps it before trying Redis again. */
+const FALLBACK_RETRY_MS = 30_000;
+
 export interface GuardStatus {
   guardDir: string;
+  coordination: CoordinationStatus;
   guardDirProblem?: string;
   providers: { id: string; tokenUrl: string }[];
   locks: { key: string; pid?: number; ageMs: number }[];
@@ -64,7 +83,13 @@ export class GuardRuntime {
       if (routes.has(provider.tokenUrl)) continue;
       routes.set(provider.tokenUrl, {
         refresh: (token: string, redeem: Redeem, options: { signal?: AbortSignal | null }) =>
-          this.guardFor(provider.tokenUrl, provider.id).then((guard) => guard.refresh(token, redeem, options)),
+          this.guardFor(provider.tokenUrl, provider.id).then((guard) =>
+            guard.refresh(token, redeem, options).catch((error: unknown) => {
+              // Redis went away after opening: with the file fallback, the next refresh opens again (and falls back).
+              if (error instanceof BackendUnavailableError && this.fallsBack()) this.forget(provider.tokenUrl, guard);
+              throw error;
+            }),
+          ),
       });
     }
     return routes;
@@ -73,7 +98,7 @@ export class GuardRuntime {
   private guardFor(tokenUrl: string, provider: string): Promise<RefreshGuard> {
     let guard = this.guards.get(tokenUrl);
     if (guard === undefined) {
-      guard = this.open(provider);
+      guard = this.open(provider, tokenUrl);
       this.guards.set(tokenUrl, guard);
       // A directory problem may be fixed while the host runs: try again on the next refresh.
       guard.catch((error: unknown) => {
@@ -84,10 +109,79 @@ export class GuardRuntime {
     return guard;
   }
 
-  private async open(provider: string): Promise<RefreshGuard> {
+  private fallsBack(): boolean {
+    return this.config.coordination.backend === "redis" && this.config.coordination.onUnavailable === "file";
+  }
+
+  private forget(tokenUrl: string, guard: RefreshGuard): void {
+    void this.guards.get(tokenUrl)?.then((cached) => {
+      if (cached === guard) this.guards.delete(tokenUrl);
+    });
+    void guard.coordination.close();
+  }
+
+  /** The Redis backend, connected; or BackendUnavailableError / ConfigError. */
+  private async openRedis(provider: string): Promise<RedisCoordination> {
+    const settings = this.config.coordination;
+    if (settings.backend !== "redis") throw new Error("refresh-guard: not configured for redis");
+    // Loaded only where Redis is configured: file-backend hosts never load the client.
+    const { RedisCoordination } = await import("../store/redis-coordination.ts");
+    const password = redisPassword(settings, CONFIG_ROOT);
+    const redis = new RedisCoordination({
+      url: settings.url,
+      ...(password !== undefined ? { password } : {}),
+      keyPrefix: settings.keyPrefix,
+      connectTimeoutMs: settings.connectTimeoutMs,
+      commandTimeoutMs: settings.commandTimeoutMs,
+      leaseMs: this.config.timing.staleMs,
+      renewMs: this.config.timing.updateMs,
+      retentionMs: this.config.timing.retentionMs,
+      ...(this.deps.now ? { now: this.deps.now } : {}),
+      events: {
+        onCompromised: (key) => this.warn(provider, "lock_compromised", `lock ${keyLabel(key)} (redis) was taken over while held; stepping back`, key),
+      },
+      onQuarantine: (error) => this.warn(provider, "journal_quarantined", error.message),
+    });
+    try {
+      await redis.open();
+    } catch (error) {
+      await redis.close();
+      throw error;
+    }
+    return redis;
+  }
+
+  /** Redis if configured and reachable; the file lock (undefined) if so configured or as the fallback. */
+  private async coordinationFor(provider: string, tokenUrl: string): Promise<Coordination | undefined> {
+    const settings = this.config.coordination;
+    if (settings.backend === "file") return undefined;
+    try {
+      return await this.openRedis(provider);
+    } catch (error) {
+      if (!(error instanceof BackendUnavailableError) || settings.onUnavailable !== "file") throw error;
+      this.warn(
+        provider,
+        "backend_unavailable",
+        `Redis at ${redactUrl(settings.url)} is unreachable; falling back to the local file lock in ${this.config.guardDir} ` +
+          `(coordinates only processes that share it) and trying Redis again in ${FALLBACK_RETRY_MS / 1000} s`,
+      );
+      setTimeout(() => this.guards.delete(tokenUrl), FALLBACK_RETRY_MS).unref();
+      return undefined;
+    }
+  }
+
+  private warn(provider: string, reason: "lock_compromised" | "journal_quarantined" | "backend_unavailable", message: string, key?: string): void {
+    const event: GuardEvent = { type: "warning", provider, reason, message };
+    if (key !== undefined) event.key = keyLabel(key);
+    this.onEvent(event);
+  }
+
+  private async open(provider: string, tokenUrl: string): Promise<RefreshGuard> {
+    const coordination = await this.coordinationFor(provider, tokenUrl);
     const guard = await RefreshGuard.open({
       provider,
       guardDir: this.config.guardDir,
+      ...(coordination ? { coordination } : {}),
       timing: this.config.timing,
       siblingSources: this.siblingSources(),
       onEvent: (event) => this.onEvent(event),
@@ -137,8 +231,13 @@ export class GuardRuntime {
 
   /** Everything the status command shows about this guard directory. Never a token. */
   async report(): Promise<GuardStatus> {
+    const settings = this.config.coordination;
     const report: GuardStatus = {
       guardDir: this.config.guardDir,
+      coordination:
+        settings.backend === "file"
+          ? { backend: "file", location: this.config.guardDir }
+          : { backend: "redis", location: redactUrl(settings.url), onUnavailable: settings.onUnavailable },
       providers: this.config.providers.map(({ id, tokenUrl }) => ({ id, tokenUrl })),
       locks: [],
       journal: { entries: 0, tombstones: 0, quarantined: 0, bytes: 0 },
@@ -146,6 +245,7 @@ export class GuardRuntime {
       lastOutcomeAt: {},
       recent: [],
     };
+    if (settings.backend === "redis") return this.reportRedis(report);
     let guard: RefreshGuard;
     try {
       guard = await this.guardFor(this.config.providers[0]?.tokenUrl ?? "", this.config.providers[0]?.id ?? "openai-codex");
@@ -155,6 +255,29 @@ export class GuardRuntime {
     }
     report.locks = (await guard.holders()).map((holder: LockHolder) => ({ ...holder, key: keyLabel(holder.key) }));
     report.journal = await guard.coordination.size();
+    return this.reportOutcomes(report);
+  }
+
+  /** Status through a connection of its own, closed afterwards, so a status command never hangs on it. */
+  private async reportRedis(report: GuardStatus): Promise<GuardStatus> {
+    const provider = this.config.providers[0]?.id ?? "openai-codex";
+    let redis: RedisCoordination | undefined;
+    try {
+      redis = await this.openRedis(provider);
+      report.coordination.latencyMs = Math.round((await redis.ping()) * 10) / 10;
+      report.coordination.reachable = true;
+      report.locks = (await redis.holders()).map((holder: LockHolder) => ({ ...holder, key: keyLabel(holder.key) }));
+      report.journal = await redis.size();
+    } catch (error) {
+      report.coordination.reachable = false;
+      report.coordination.problem = (error as Error).message;
+    } finally {
+      await redis?.close();
+    }
+    return this.reportOutcomes(report);
+  }
+
+  private async reportOutcomes(report: GuardStatus): Promise<GuardStatus> {
     const summary = await this.status.summary();
     report.outcomes = summary.counts;
     for (const [type, at] of Object.entries(summary.last)) {

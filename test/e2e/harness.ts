@@ -105,12 +105,15 @@ export interface CodexStandIn {
   stop(): Promise<void>;
 }
 
-/** The token endpoint and the Codex responses endpoint, HTTPS on 127.0.0.1:443 (needs root). */
-export async function startCodexStandIn(tls: TestTls): Promise<CodexStandIn> {
+/**
+ * The token endpoint and the Codex responses endpoint, HTTPS on 127.0.0.1:443 (needs root). Another
+ * loopback `address` (with worlds created with the same `dnsAddress`) lets two test files run at once.
+ */
+export async function startCodexStandIn(tls: TestTls, address = "127.0.0.1"): Promise<CodexStandIn> {
   const modelCalls = { ok: 0, denied: 0 };
   const server: StandInEndpoint = new StandInEndpoint({
     tls: { key: tls.key, cert: tls.cert },
-    host: "127.0.0.1",
+    host: address,
     port: 443,
     route: (req: IncomingMessage, res: ServerResponse) => {
       if (req.method !== "POST" || (req.url ?? "").split("?")[0] !== RESPONSES_PATH) return false;
@@ -185,11 +188,14 @@ export class HostWorld {
   readonly homeDir: string;
   readonly reportDir: string;
   readonly tls: TestTls;
+  /** Where the DNS preload sends the OpenAI names (the stand-in's address). */
+  readonly dnsAddress: string;
   /** Every CLI run made in this world, for the no-secret check. */
   readonly runs: CliRun[] = [];
 
-  private constructor(host: HostUnderTest, root: string, tls: TestTls) {
+  private constructor(host: HostUnderTest, root: string, tls: TestTls, dnsAddress: string) {
     this.host = host;
+    this.dnsAddress = dnsAddress;
     this.root = root;
     this.stateDir = join(root, "state");
     this.homeDir = join(root, "home");
@@ -197,9 +203,9 @@ export class HostWorld {
     this.tls = tls;
   }
 
-  static async create(host: HostUnderTest, tls: TestTls, label: string): Promise<HostWorld> {
+  static async create(host: HostUnderTest, tls: TestTls, label: string, dnsAddress = "127.0.0.1"): Promise<HostWorld> {
     const root = await mkdtemp(join(tmpdir(), `rg-e2e-${host.version}-${label}-`));
-    const world = new HostWorld(host, root, tls);
+    const world = new HostWorld(host, root, tls, dnsAddress);
     await Promise.all([world.stateDir, world.homeDir, world.reportDir].map((dir) => mkdir(dir, { recursive: true })));
     return world;
   }
@@ -224,6 +230,7 @@ export class HostWorld {
       NODE_EXTRA_CA_CERTS: this.tls.caBundlePath,
       NODE_OPTIONS: `--import=${DNS_PRELOAD} --import=${FETCH_OBSERVER} --disable-warning=ExperimentalWarning`,
       RG_FETCH_REPORT_DIR: this.reportDir,
+      RG_DNS_ADDRESS: this.dnsAddress,
     });
     if (options.agent !== undefined) env.OPENCLAW_AGENT_DIR = this.agentDir(options.agent);
     const timeoutMs = options.timeoutMs ?? 240_000;
@@ -260,8 +267,8 @@ export class HostWorld {
   }
 
   /** plugins.entries["refresh-guard"].config = { providers: { "openai-codex": { enabled: true } } } */
-  async configurePlugin(): Promise<CliRun> {
-    const config = JSON.stringify({ providers: { "openai-codex": { enabled: true } } });
+  async configurePlugin(extra: Record<string, unknown> = {}): Promise<CliRun> {
+    const config = JSON.stringify({ providers: { "openai-codex": { enabled: true } }, ...extra });
     // Dot path: 2026.4.15 stores `plugins.entries["refresh-guard"]` under the key "\"refresh-guard\"".
     return expectSuccess(await this.cli(["config", "set", `plugins.entries.${PLUGIN_ID}.config`, config, "--strict-json"]));
   }

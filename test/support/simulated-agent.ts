@@ -18,6 +18,8 @@ export interface AgentConfig {
   pauseAt?: Stage;
   /** Put a fetch wrapper under the guard that drops every request's abort signal (as some wrappers do). */
   dropSignal?: boolean;
+  /** Coordinate through this Redis (coordination.backend "redis") instead of the guard directory alone. */
+  redis?: { url: string; onUnavailable?: "fail" | "file"; commandTimeoutMs?: number; connectTimeoutMs?: number; passwordEnv?: string };
 }
 
 export interface CallResult {
@@ -43,7 +45,11 @@ if (config.dropSignal) {
 
 if (config.guard !== false) {
   const pluginConfig = parseConfig(
-    { ...config.pluginConfig, providers: { "openai-codex": { enabled: true, tokenUrl: config.tokenUrl } } },
+    {
+      ...config.pluginConfig,
+      ...(config.redis ? { coordination: { backend: "redis", redis: config.redis } } : {}),
+      providers: { "openai-codex": { enabled: true, tokenUrl: config.tokenUrl } },
+    },
     { stateDir: config.stateDir },
   );
   const runtime = new GuardRuntime(pluginConfig, {

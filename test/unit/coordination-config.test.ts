@@ -1,0 +1,73 @@
+// The coordination section: file by default, Redis settings with their defaults, errors that name
+// the full path, and a password never shown.
+import { describe, expect, it } from "vitest";
+
+import { redisPassword } from "../../src/config/coordination-config.ts";
+import { CONFIG_ROOT, parseConfig } from "../../src/config/parse-config.ts";
+import { ConfigError } from "../../src/core/errors.ts";
+import { redactUrl } from "../../src/store/redis-url.ts";
+
+const context = { stateDir: "/state", home: "/home/u" };
+const redis = (settings: Record<string, unknown>) => parseConfig({ coordination: { backend: "redis", redis: settings } }, context).coordination;
+
+describe("coordination config", () => {
+  it("defaults to the file backend with no config at all", () => {
+    expect(parseConfig(undefined, context).coordination).toEqual({ backend: "file" });
+    expect(parseConfig({ coordination: { backend: "file", redis: { url: "redis://ignored" } } }, context).coordination).toEqual({ backend: "file" });
+  });
+
+  it("fills Redis defaults: key prefix, timeouts, fail closed", () => {
+    expect(redis({ url: "redis://cache:6379/2" })).toEqual({
+      backend: "redis",
+      url: "redis://cache:6379/2",
+      keyPrefix: "refresh-guard:",
+      connectTimeoutMs: 2000,
+      commandTimeoutMs: 5000,
+      onUnavailable: "fail",
+    });
+    expect(redis({ url: "rediss://cache:6380", onUnavailable: "file", passwordEnv: "RG_REDIS_PASSWORD", keyPrefix: "prod:" })).toMatchObject({
+      url: "rediss://cache:6380",
+      onUnavailable: "file",
+      passwordEnv: "RG_REDIS_PASSWORD",
+      keyPrefix: "prod:",
+    });
+  });
+
+  it.each([
+    [{}, "url", /required/],
+    [{ url: "http://cache:6379" }, "url", /redis:\/\/ or rediss:\/\//],
+    [{ url: "redis://cache", connectTimeoutMs: 5 }, "connectTimeoutMs", /between 100 and 60000/],
+    [{ url: "redis://cache", commandTimeoutMs: "5s" }, "commandTimeoutMs", /whole number/],
+    [{ url: "redis://cache", onUnavailable: "retry" }, "onUnavailable", /"fail" or "file"/],
+    [{ url: "redis://cache", passwordEnv: "not a name" }, "passwordEnv", /environment variable/],
+    [{ url: "redis://cache", host: "x" }, "host", /unknown key/],
+  ])("refuses redis %j naming coordination.redis.%s", (settings, field, message) => {
+    let error: unknown;
+    try {
+      redis(settings);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).configPath).toBe(`${CONFIG_ROOT}.coordination.redis.${field}`);
+    expect((error as ConfigError).message).toMatch(message);
+  });
+
+  it("refuses an unknown backend", () => {
+    expect(() => parseConfig({ coordination: { backend: "etcd" } }, context)).toThrow(/coordination.backend: expected "file" or "redis"/);
+  });
+
+  it("reads the password only from the named environment variable, and says which one is missing", () => {
+    const config = redis({ url: "redis://cache", passwordEnv: "RG_TEST_REDIS_PW" });
+    if (config.backend !== "redis") throw new Error("expected redis");
+    expect(redisPassword(config, CONFIG_ROOT, { RG_TEST_REDIS_PW: "pw" })).toBe("pw");
+    expect(() => redisPassword(config, CONFIG_ROOT, {})).toThrow(/RG_TEST_REDIS_PW is not set/);
+  });
+
+  it("never shows a password (or a non-default user) in a URL", () => {
+    expect(redactUrl("redis://default:s3cret@cache:6379/1")).toBe("redis://default@cache:6379/1");
+    expect(redactUrl("rediss://admin:s3cret@cache:6380")).toBe("rediss://***@cache:6380");
+    expect(redactUrl("redis://cache:6379")).toBe("redis://cache:6379");
+    expect(redactUrl("redis://:s3cret@cache")).not.toContain("s3cret");
+  });
+});
