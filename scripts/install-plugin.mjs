@@ -27,11 +27,13 @@ function openclaw(args, options = {}) {
 }
 
 /** The flags this host's `plugins install` needs to install a local package without prompting. */
-export function installFlags(helpText) {
+export function installFlags(helpText, { link = false } = {}) {
   const listed = (flag) => new RegExp(`(^|\\s)${flag}(\\s|,|$)`, "m").test(helpText);
+  const capabilities = listed("--accept-capabilities");
   const flags = [];
-  if (listed("--force")) flags.push("--force");
-  if (listed("--accept-capabilities")) flags.push("--accept-capabilities");
+  // 2026.4.x/5.x refuse `--force` together with `--link` (nothing is copied, so nothing to overwrite).
+  if (listed("--force") && (capabilities || !link)) flags.push("--force");
+  if (capabilities) flags.push("--accept-capabilities");
   return flags;
 }
 
@@ -39,7 +41,7 @@ function main() {
   const link = process.argv.includes("--link");
   const help = openclaw(["plugins", "install", "--help"]);
   if (help.status !== 0) throw new Error(`\`${OPENCLAW} plugins install --help\` failed:\n${help.stderr || help.stdout}`);
-  const flags = installFlags(help.stdout);
+  const flags = installFlags(help.stdout, { link });
 
   let target;
   if (link) {

@@ -209,7 +209,7 @@ export class HostWorld {
   }
 
   /** Runs `openclaw <args>` with this world's state dir; with `agent`, that agent's OPENCLAW_AGENT_DIR. */
-  cli(args: string[], options: { agent?: string; timeoutMs?: number } = {}): Promise<CliRun> {
+  cli(args: string[], options: { agent?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
     const env: NodeJS.ProcessEnv = {};
     // The host changes behaviour under VITEST / NODE_ENV=test and reads many OPENCLAW_* variables:
     // give it the environment of a user's shell, not the test runner's.
@@ -226,6 +226,7 @@ export class HostWorld {
       RG_FETCH_REPORT_DIR: this.reportDir,
     });
     if (options.agent !== undefined) env.OPENCLAW_AGENT_DIR = this.agentDir(options.agent);
+    Object.assign(env, options.env);
     const timeoutMs = options.timeoutMs ?? 240_000;
     const started = Date.now();
     return new Promise((resolve, reject) => {
