@@ -29,12 +29,16 @@ const CURRENT = (JSON.parse(await readFile(new URL("../../package.json", import.
 /** What the host's `npm install --omit=dev` may put next to the plugin: its dependencies and theirs. */
 const RUNTIME_TREE = ["async-mutex", "graceful-fs", "proper-lockfile", "retry", "signal-exit", "tslib"];
 
-// `plugins install` flags for an npm spec, without prompting: 2026.9.x asks to confirm any
-// source other than ClawHub (--force) and the plugin's capabilities.
-const HOSTS: Record<string, string[]> = {
-  "2026.4.15": [],
-  "2026.5.7": [],
-  "2026.9.6": ["--force", "--accept-capabilities"],
+// `plugins install` flags for an npm spec, without prompting (2026.9.x asks to confirm any
+// source other than ClawHub, and the plugin's capabilities), and the user's upgrade command.
+// 2026.9.x pins an install made with @<version> and says to upgrade with `update <name>@latest`.
+const HOSTS: Record<string, { flags: string[]; upgrade: string[] }> = {
+  "2026.4.15": { flags: [], upgrade: ["plugins", "install", PACKAGE, "--force"] },
+  "2026.5.7": { flags: [], upgrade: ["plugins", "install", PACKAGE, "--force"] },
+  "2026.9.6": {
+    flags: ["--force", "--accept-capabilities"],
+    upgrade: ["plugins", "update", `${PACKAGE}@latest`, "--accept-capabilities"],
+  },
 };
 /** Hosts whose openai-codex refresh the plugin hooks today. */
 const ATTACHES = new Set(["2026.4.15", "2026.5.7"]);
@@ -47,7 +51,7 @@ const hosts = new Map<string, Promise<HostUnderTest>>();
 
 beforeAll(async () => {
   tls = createTestTls();
-  for (const [version, flags] of Object.entries(HOSTS)) {
+  for (const [version, { flags }] of Object.entries(HOSTS)) {
     const pending = hostUnderTest(version, flags);
     pending.catch(() => undefined);
     hosts.set(version, pending);
@@ -75,11 +79,23 @@ function expectOk(run: CliRun): CliRun {
   return run;
 }
 
-/** Where the host put the package it installed from npm. */
-function installedPackageDir(world: HostWorld): string {
-  return world.host.version.startsWith("2026.9.")
-    ? join(world.stateDir, "npm", "projects", PACKAGE, "node_modules", PACKAGE)
-    : join(world.stateDir, "extensions", PLUGIN_ID);
+/** Where the host put the package it installed from npm, and the node_modules holding its dependencies. */
+function installedPackage(world: HostWorld): { dir: string; nodeModules: string } {
+  const state = world.stateDir;
+  const version = world.host.version;
+  // 2026.9.x: one npm project per plugin.
+  if (version.startsWith("2026.9.")) {
+    const nodeModules = join(state, "npm", "projects", PACKAGE, "node_modules");
+    return { dir: join(nodeModules, PACKAGE), nodeModules };
+  }
+  // 2026.5.x: one npm project for all plugins.
+  if (version.startsWith("2026.5.")) {
+    const nodeModules = join(state, "npm", "node_modules");
+    return { dir: join(nodeModules, PACKAGE), nodeModules };
+  }
+  // 2026.4.x: a copy under extensions/ with its own node_modules.
+  const dir = join(state, "extensions", PLUGIN_ID);
+  return { dir, nodeModules: join(dir, "node_modules") };
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -108,7 +124,7 @@ describe.concurrent("install from an npm registry", () => {
           expect(clawhub.requests).toContain(`GET /api/v1/packages/${PACKAGE}`);
           expect(first.stdout).toContain(`Resolving clawhub:${PACKAGE}@${PREVIOUS.version}`);
         }
-        const installed = installedPackageDir(world);
+        const { dir: installed, nodeModules } = installedPackage(world);
         expect(JSON.parse(await readFile(join(installed, "package.json"), "utf8"))).toMatchObject({ name: PACKAGE, version: PREVIOUS.version });
 
         await world.configurePlugin();
@@ -121,15 +137,13 @@ describe.concurrent("install from an npm registry", () => {
         const keep = join(guardDir, "user-file-kept-across-upgrade");
         await writeFile(keep, "kept\n", { mode: 0o600 });
 
-        // Upgrade: the bare name resolves `latest`.
-        const upgrade = expectOk(await world.cli(["plugins", "install", PACKAGE, ...new Set([...host.installFlags, "--force"])], { env, timeoutMs: 180_000 }));
-        expect(upgrade.stdout).toContain(`Installed plugin: ${PLUGIN_ID}`);
+        // Upgrade to `latest`, the user's way on this host.
+        expectOk(await world.cli(HOSTS[version]!.upgrade, { env, timeoutMs: 180_000 }));
         const shipped = JSON.parse(await readFile(join(installed, "package.json"), "utf8")) as Record<string, unknown>;
         expect(shipped).toMatchObject({ name: PACKAGE, version: CURRENT });
         // The published manifest carries nothing the host's npm install would resolve for development.
         expect(shipped.devDependencies).toBeUndefined();
         expect(shipped.scripts).toBeUndefined();
-        const nodeModules = join(installed, version.startsWith("2026.9.") ? "../.." : ".", "node_modules");
         const tree = (await readdir(nodeModules)).filter((name) => !name.startsWith(".") && name !== PACKAGE && name !== "openclaw");
         expect(tree.sort()).toEqual(RUNTIME_TREE);
 
@@ -157,6 +171,8 @@ describe.concurrent("install from an npm registry", () => {
         const list = expectOk(await world.cli(["plugins", "list", "--json"], { env }));
         expect(list.stdout).not.toContain(`"${PLUGIN_ID}"`);
         expect((await world.fetchReport(list)).hookAttached).toBe(false);
+        // The guard dir is the user's data, not the plugin's install: left as it was.
+        expect(await readFile(keep, "utf8")).toBe("kept\n");
       } finally {
         await world.cleanup();
       }
@@ -172,7 +188,7 @@ describe.concurrent("install from an npm registry", () => {
       const refused = await world.cli(["plugins", "install", PACKAGE], { env, timeoutMs: 180_000 });
       expect(refused.code).not.toBe(0);
       expect(`${refused.stdout}${refused.stderr}`).toMatch(/ECONNREFUSED|fetch failed/);
-      expect(await exists(installedPackageDir(world))).toBe(false);
+      expect(await exists(installedPackage(world).dir)).toBe(false);
       // The README's way round it, through the user's npm registry.
       const { execFile } = await import("node:child_process");
       const packed = await new Promise<string>((resolve, reject) =>
