@@ -93,7 +93,14 @@ export function packPackage({ destination = path.join(REPO_ROOT, ".pack"), stage
 }
 
 const invokedAsCli = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
-if (invokedAsCli) {
+if (invokedAsCli && process.argv.includes("--refuse-root-publish")) {
+  // prepublishOnly of the checkout: its package.json is the development one.
+  process.stderr.write(
+    "Do not publish the checkout: its package.json carries devDependencies and scripts.\n" +
+      "Publish the staged package instead: npm run package, then npm publish .pack/<name>-<version>.tgz\n",
+  );
+  process.exit(1);
+} else if (invokedAsCli) {
   const args = process.argv.slice(2);
   const at = args.indexOf("--pack-destination");
   const destination = at === -1 ? undefined : args[at + 1];

@@ -75,3 +75,18 @@ describe("npm package", () => {
     expect(files.filter((f) => !f.startsWith("dist/")).sort()).toEqual(["README.md", "openclaw.plugin.json", "package.json"]);
   });
 });
+
+describe("publishing", () => {
+  it("`npm publish` of the checkout itself is refused with the command to publish the staged package", () => {
+    let output = "";
+    try {
+      execFileSync("npm", ["publish", "--dry-run"], { cwd: REPO_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    } catch (error) {
+      const e = error as { status: number; stdout: string; stderr: string };
+      expect(e.status).not.toBe(0);
+      output = `${e.stdout}${e.stderr}`;
+    }
+    expect(output).toContain("Do not publish the checkout");
+    expect(output).toContain("npm publish .pack/");
+  });
+});

@@ -3,7 +3,8 @@
 // its own throwaway OpenClaw state dir. Only the environment is substituted: `openclaw` on PATH
 // is the host under test, npm's registry is a local Verdaccio holding the packed package, and
 // 2026.4.x's ClawHub look-up goes to a stand-in that lists no package (as clawhub.ai does for this one).
-// A block that starts with `# OpenClaw 2026.4.x, …` runs only on those hosts. Uninstall runs last.
+// A block that starts with `# OpenClaw 2026.4.x, …` runs only on those hosts. The blocks run in
+// README order, except that the "Uninstall" subsection runs after "Status".
 import { spawn } from "node:child_process";
 import { chmod, cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -25,6 +26,8 @@ const SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt";
 
 export interface ReadmeBlock {
   section: string;
+  /** The `### ` heading above the block, if any. */
+  subsection: string | null;
   /** Host versions the block is for (from a leading `# OpenClaw 2026.4.x, 2026.5.x` line); empty: all. */
   hosts: string[];
   script: string;
@@ -34,18 +37,23 @@ export interface ReadmeBlock {
 export function readmeBlocks(markdown: string, sections: readonly string[]): ReadmeBlock[] {
   const blocks: ReadmeBlock[] = [];
   let section: string | null = null;
+  let subsection: string | null = null;
   let lines: string[] | null = null;
   for (const line of markdown.split("\n")) {
     if (lines !== null) {
       if (line.startsWith("```")) {
         const hostLine = /^#\s*OpenClaw\s+(.+)$/.exec(lines[0] ?? "");
-        blocks.push({ section: section!, hosts: hostLine ? hostLine[1]!.split(",").map((h) => h.trim()) : [], script: lines.join("\n") });
+        blocks.push({ section: section!, subsection, hosts: hostLine ? hostLine[1]!.split(",").map((h) => h.trim()) : [], script: lines.join("\n") });
         lines = null;
       } else lines.push(line);
       continue;
     }
     const heading = /^## (.+)$/.exec(line);
-    if (heading) section = sections.includes(heading[1]!.trim()) ? heading[1]!.trim() : null;
+    const subheading = /^### (.+)$/.exec(line);
+    if (heading) {
+      section = sections.includes(heading[1]!.trim()) ? heading[1]!.trim() : null;
+      subsection = null;
+    } else if (subheading) subsection = subheading[1]!.trim();
     else if (section !== null && /^```sh\s*$/.test(line)) lines = [];
   }
   return blocks;
@@ -125,7 +133,7 @@ async function runReadmeOn(version: string): Promise<void> {
       const checkout = join(root, "refresh-guard");
       const bin = join(root, "bin");
       const state = join(root, "state");
-      await Promise.all([mkdir(checkout, { recursive: true }), mkdir(bin), mkdir(state), mkdir(join(root, "home"))]);
+      await Promise.all([checkout, bin, state, join(root, "home")].map((dir) => mkdir(dir, { recursive: true })));
       await copyCheckout(checkout);
       await writeFile(join(bin, "openclaw"), `#!/bin/sh\nexec '${host.nodeBin}' '${host.bin}' "$@"\n`);
       await chmod(join(bin, "openclaw"), 0o755);
@@ -148,7 +156,8 @@ async function runReadmeOn(version: string): Promise<void> {
       });
 
       const mine = blocks.filter((block) => blockRunsOn(block, version));
-      const ordered = [...mine.filter((b) => !/plugins uninstall/.test(b.script)), ...mine.filter((b) => /plugins uninstall/.test(b.script))];
+      const last = (block: ReadmeBlock) => block.subsection === "Uninstall";
+      const ordered = [...mine.filter((block) => !last(block)), ...mine.filter(last)];
       const outputs: string[] = [];
       for (const block of ordered) {
         const run = await sh(block.script, checkout, env);
