@@ -1,6 +1,6 @@
 // One command from a checkout into the user's OpenClaw:
 //
-//   npm run install-plugin              build, pack, `openclaw plugins install <tgz>`
+//   npm run install-plugin              build, pack, `openclaw plugins install <tgz>`, enable
 //   npm run install-plugin -- --link    build into .pack/package/ and link the host to it
 //                                       (development: rerun after each change; the host loads
 //                                       the new build in its next process)
@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { REPO_ROOT, STAGE_DIR, packPackage, stagePackage } from "./package-plugin.mjs";
 
 const OPENCLAW = process.env.OPENCLAW_CLI || "openclaw";
+const PLUGIN_ID = "refresh-guard";
 
 function openclaw(args, options = {}) {
   const result = spawnSync(OPENCLAW, args, { encoding: "utf8", stdio: options.stdio ?? ["ignore", "pipe", "pipe"] });
@@ -57,6 +58,10 @@ function main() {
   process.stdout.write(`${OPENCLAW} ${args.join(" ")}\n`);
   const install = openclaw(args, { stdio: ["ignore", "inherit", "inherit"] });
   if (install.status !== 0) process.exit(install.status ?? 1);
+  // 2026.9.x's uninstall leaves `plugins.entries.refresh-guard.enabled: false`, and a later install
+  // keeps it so: enable explicitly (a no-op where it already is).
+  const enable = openclaw(["plugins", "enable", PLUGIN_ID], { stdio: ["ignore", "inherit", "inherit"] });
+  if (enable.status !== 0) process.exit(enable.status ?? 1);
 }
 
 const invokedAsCli = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);

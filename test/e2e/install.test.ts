@@ -173,7 +173,8 @@ describe.concurrent("install from an npm registry", () => {
           expect(left).toEqual([[`npm/projects/${PACKAGE}/node_modules/${PACKAGE}`, PREVIOUS.version]]);
         } else expect(left).toEqual([]);
         const config = await world.readConfig();
-        expect(config.plugins?.entries?.[PLUGIN_ID]).toBeUndefined();
+        // 2026.9.6 keeps a disabled entry (its config dropped); the others remove it.
+        expect(config.plugins?.entries?.[PLUGIN_ID]).toEqual(version.startsWith("2026.9.") ? { enabled: false } : undefined);
         expect(JSON.stringify(config)).not.toContain(PACKAGE);
         const gone = await world.cli([PLUGIN_ID, "status", "--json"], { env });
         expect(gone.code).not.toBe(0);
