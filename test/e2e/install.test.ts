@@ -188,7 +188,7 @@ describe.concurrent("install from an npm registry", () => {
       } finally {
         await world.cleanup();
       }
-    }, 8 * MINUTE);
+    }, 15 * MINUTE);
   }
 
   it(`openclaw 2026.4.15: with ClawHub unreachable a bare name fails; npm pack then installing the archive works`, async () => {
