@@ -214,5 +214,5 @@ describe.concurrent("install from an npm registry", () => {
     } finally {
       await world.cleanup();
     }
-  }, 6 * MINUTE);
+  }, 10 * MINUTE);
 });
