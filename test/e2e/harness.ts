@@ -3,18 +3,16 @@
 // sends auth.openai.com and chatgpt.com to the stand-in on 127.0.0.1:443), the Codex stand-in that
 // answers a model call only for an access token it issued and still honours, and the run summary.
 // How the host is driven, and why each variable is set: test/support/HOST-HARNESS.md.
-import { execFile, spawn } from "node:child_process";
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { promisify } from "node:util";
 
+import { packPackage } from "../../scripts/package-plugin.mjs";
 import { REPO_ROOT, ensureHost } from "../support/install-host.ts";
 import type { TestTls } from "../support/tls.ts";
 import { type Credential, StandInEndpoint } from "../support/token-endpoint-server.ts";
-
-const execFileP = promisify(execFile);
 
 export const PLUGIN_ID = "refresh-guard";
 export const PROFILE_ID = "openai-codex:default";
@@ -47,29 +45,11 @@ export interface PackedPlugin {
   cleanup(): Promise<void>;
 }
 
-/** `npm pack` of the repo into a temp dir. Fails when dist/ is older than src/ (run `npm run build`). */
+/** The package exactly as published (scripts/package-plugin.mjs: fresh build, cleaned manifest), in a temp dir. */
 export async function packPlugin(): Promise<PackedPlugin> {
-  await assertBuildFresh();
   const dir = await mkdtemp(join(tmpdir(), "rg-pack-"));
-  const { stdout } = await execFileP("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", dir], {
-    cwd: REPO_ROOT,
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  const [info] = JSON.parse(stdout) as { filename: string }[];
-  if (info === undefined) throw new Error(`npm pack printed no package: ${stdout}`);
-  return { tgz: join(dir, info.filename), cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
-
-async function assertBuildFresh(): Promise<void> {
-  const srcDir = join(REPO_ROOT, "src");
-  for (const name of await readdir(srcDir, { recursive: true })) {
-    if (!name.endsWith(".ts") || name.endsWith(".d.ts")) continue;
-    const built = join(REPO_ROOT, "dist", name.replace(/\.ts$/, ".js"));
-    const [source, output] = await Promise.all([stat(join(srcDir, name)), stat(built).catch(() => null)]);
-    if (output === null || output.mtimeMs < source.mtimeMs) {
-      throw new Error(`dist/ is missing or older than src/${name}: run \`npm run build\` first (npm test does)`);
-    }
-  }
+  const { tgz } = packPackage({ destination: dir, stageDir: join(dir, "stage") });
+  return { tgz, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,7 +195,7 @@ export class HostWorld {
   }
 
   /** Runs `openclaw <args>` with this world's state dir; with `agent`, that agent's OPENCLAW_AGENT_DIR. */
-  cli(args: string[], options: { agent?: string; timeoutMs?: number } = {}): Promise<CliRun> {
+  cli(args: string[], options: { agent?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
     const env: NodeJS.ProcessEnv = {};
     // The host changes behaviour under VITEST / NODE_ENV=test and reads many OPENCLAW_* variables:
     // give it the environment of a user's shell, not the test runner's.
@@ -233,6 +213,7 @@ export class HostWorld {
       RG_DNS_ADDRESS: this.dnsAddress,
     });
     if (options.agent !== undefined) env.OPENCLAW_AGENT_DIR = this.agentDir(options.agent);
+    Object.assign(env, options.env);
     const timeoutMs = options.timeoutMs ?? 240_000;
     const started = Date.now();
     return new Promise((resolve, reject) => {

@@ -1,0 +1,93 @@
+// What ships: the packed package holds exactly the compiled sources, the manifest and the README,
+// and its package.json carries what hosts read and nothing a user's install would resolve for
+// development.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { type PackedPackage, REPO_ROOT, packPackage } from "../scripts/package-plugin.mjs";
+
+let dir: string;
+let packed: PackedPackage;
+// biome-ignore lint/suspicious/noExplicitAny: the published package.json, read field by field by the tests below
+let manifest: Record<string, any>;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "rg-package-"));
+  packed = packPackage({ destination: dir, stageDir: join(dir, "stage") });
+  manifest = JSON.parse(execFileSync("tar", ["-xzOf", packed.tgz, "package/package.json"], { encoding: "utf8" }));
+}, 120_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** dist/ as tsc emits it from src/: a .js and a .d.ts per source module (ambient .d.ts files emit nothing). */
+function expectedDist(): string[] {
+  const files: string[] = [];
+  for (const name of readdirSync(join(REPO_ROOT, "src"), { recursive: true, encoding: "utf8" })) {
+    if (!name.endsWith(".ts") || name.endsWith(".d.ts")) continue;
+    const base = `dist/${name.replace(/\\/g, "/").replace(/\.ts$/, "")}`;
+    files.push(`${base}.js`, `${base}.d.ts`);
+  }
+  return files;
+}
+
+describe("npm package", () => {
+  it("contains exactly dist/ compiled from src/, openclaw.plugin.json, README.md and package.json", () => {
+    expect(packed.files).toEqual([...expectedDist(), "README.md", "openclaw.plugin.json", "package.json"].sort());
+    const tarList = execFileSync("tar", ["-tzf", packed.tgz], { encoding: "utf8" }).trim().split("\n").map((p) => p.replace(/^package\//, ""));
+    expect(tarList.sort()).toEqual(packed.files);
+  });
+
+  it("publishes a manifest without devDependencies, scripts or overrides", () => {
+    const source = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8"));
+    expect(Object.keys(source.devDependencies ?? {})).not.toHaveLength(0);
+    for (const field of ["devDependencies", "scripts", "overrides", "allowScripts", "private"]) expect(manifest).not.toHaveProperty(field);
+    expect(manifest).toMatchObject({ name: source.name, version: source.version, dependencies: source.dependencies });
+    expect(Object.keys(manifest.dependencies).sort()).toEqual(["async-mutex", "proper-lockfile"]);
+  });
+
+  it("carries what OpenClaw hosts read: entry, compat, minimum host, optional peer, engines", () => {
+    expect(manifest.openclaw).toEqual({
+      extensions: ["./dist/index.js"],
+      compat: { pluginApi: ">=2026.4.15" },
+      install: { npmSpec: "openclaw-refresh-guard", defaultChoice: "npm", minHostVersion: ">=2026.4.15" },
+    });
+    expect(packed.files).toContain(manifest.openclaw.extensions[0].replace(/^\.\//, ""));
+    expect(manifest.peerDependencies).toEqual({ openclaw: ">=2026.4.15" });
+    // Optional: npm would otherwise install a whole OpenClaw next to the plugin.
+    expect(manifest.peerDependenciesMeta).toEqual({ openclaw: { optional: true } });
+    expect(manifest.engines).toEqual({ node: ">=22.14.0" });
+    expect(manifest.files).toEqual(["dist", "openclaw.plugin.json", "README.md"]);
+    expect(manifest.type).toBe("module");
+    expect(manifest.main).toBe("./dist/index.js");
+  });
+
+  it("a plain `npm pack` of the checkout builds dist/ first (prepack) and lists the same files", () => {
+    const source = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8"));
+    expect(source.scripts.prepack).toBe("npm run build");
+    const out = execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: REPO_ROOT, encoding: "utf8" });
+    const [info] = JSON.parse(out.slice(out.indexOf("["))) as { files: { path: string }[] }[];
+    // dist/ in the checkout may hold more (an older layout); what src/ builds must all be there.
+    const files = info!.files.map((f) => f.path);
+    for (const file of packed.files) expect(files).toContain(file);
+    expect(files.filter((f) => !f.startsWith("dist/")).sort()).toEqual(["README.md", "openclaw.plugin.json", "package.json"]);
+  });
+});
+
+describe("publishing", () => {
+  it("`npm publish` of the checkout itself is refused with the command to publish the staged package", () => {
+    let output = "";
+    try {
+      execFileSync("npm", ["publish", "--dry-run"], { cwd: REPO_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    } catch (error) {
+      const e = error as { status: number; stdout: string; stderr: string };
+      expect(e.status).not.toBe(0);
+      output = `${e.stdout}${e.stderr}`;
+    }
+    expect(output).toContain("Do not publish the checkout");
+    expect(output).toContain("npm publish .pack/");
+  });
+});
