@@ -46,7 +46,7 @@ describe("npm package", () => {
     expect(Object.keys(source.devDependencies ?? {})).not.toHaveLength(0);
     for (const field of ["devDependencies", "scripts", "overrides", "allowScripts", "private"]) expect(manifest).not.toHaveProperty(field);
     expect(manifest).toMatchObject({ name: source.name, version: source.version, dependencies: source.dependencies });
-    expect(Object.keys(manifest.dependencies).sort()).toEqual(["async-mutex", "proper-lockfile"]);
+    expect(Object.keys(manifest.dependencies).sort()).toEqual(["async-mutex", "ioredis", "proper-lockfile"]);
   });
 
   it("carries what OpenClaw hosts read: entry, compat, minimum host, optional peer, engines", () => {
