@@ -27,6 +27,8 @@ export interface RuntimeDeps {
   agentDirs?: readonly string[];
   now?: () => number;
   stage?: (stage: Stage) => Promise<void> | void;
+  /** Outcomes of one event-loop turn written as one append (default true; false: one each, for the benchmark's "before"). */
+  coalesceStatus?: boolean;
 }
 
 export interface GuardStatus {
@@ -50,7 +52,7 @@ export class GuardRuntime {
   constructor(config: RefreshGuardConfig, deps: RuntimeDeps) {
     this.config = config;
     this.deps = deps;
-    this.status = new StatusStore(join(config.guardDir, "status"), deps.now);
+    this.status = new StatusStore(join(config.guardDir, "status"), deps.now, { coalesce: deps.coalesceStatus ?? true });
   }
 
   /** Token URL → guard, for the fetch interceptor. Providers that share an endpoint share a guard. */

@@ -31,25 +31,55 @@ export interface OutcomeSummary {
 export class StatusStore {
   readonly dir: string;
   private readonly now: () => number;
+  private readonly coalesce: boolean;
+  /** Lines recorded since the last write began (coalesce only). */
+  private pending: string[] = [];
+  private flush: Promise<void> | null = null;
+  private readonly writes = new Set<Promise<void>>();
 
-  constructor(dir: string, now: () => number = Date.now) {
+  /**
+   * `coalesce` (default true): outcomes recorded in one turn of the event loop (a redemption and
+   * every caller that shared it) go out as one append, after those callers were answered, instead
+   * of one open/write/stat/close each on the waiters' wake path.
+   */
+  constructor(dir: string, now: () => number = Date.now, options: { coalesce?: boolean } = {}) {
     this.dir = dir;
     this.now = now;
+    this.coalesce = options.coalesce ?? true;
   }
 
   private get file(): string {
     return join(this.dir, "outcomes.jsonl");
   }
 
-  async record(event: GuardEvent): Promise<void> {
+  record(event: GuardEvent): Promise<void> {
     const record: OutcomeRecord = { at: this.now(), pid: process.pid, type: event.type, provider: event.provider };
     if ("reason" in event) record.reason = event.reason;
     if ("code" in event && event.code !== undefined) record.code = event.code;
     if ("ms" in event) record.ms = event.ms;
+    const line = `${JSON.stringify(record)}\n`;
+    if (!this.coalesce) return this.track(this.append(line));
+    this.pending.push(line);
+    this.flush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const lines = this.pending.join("");
+      this.pending = [];
+      this.flush = null;
+      return this.track(this.append(lines));
+    });
+    return this.flush;
+  }
+
+  private track(write: Promise<void>): Promise<void> {
+    this.writes.add(write);
+    write.then(() => this.writes.delete(write), () => this.writes.delete(write));
+    return write;
+  }
+
+  private async append(lines: string): Promise<void> {
     const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
     const handle = await fsp.open(this.file, flags, FILE_MODE);
     try {
-      await handle.write(`${JSON.stringify(record)}\n`);
+      await handle.write(lines);
       if ((await handle.stat()).size > MAX_BYTES) await fsp.rename(this.file, join(this.dir, "outcomes.1.jsonl"));
     } finally {
       await handle.close();
@@ -57,6 +87,9 @@ export class StatusStore {
   }
 
   async summary(): Promise<OutcomeSummary> {
+    // This process's own outcomes not written yet.
+    await this.flush?.catch(() => undefined);
+    await Promise.allSettled([...this.writes]);
     const summary: OutcomeSummary = {
       counts: { redeemed: 0, shared: 0, recovered: 0, failed: 0, warning: 0 },
       last: {},

@@ -99,6 +99,7 @@ if (config.guard !== false) {
     logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
     stateDir: config.stateDir,
     stage: pause,
+    coalesceStatus: config.waiterOptimisation !== false,
   });
   installFetchInterceptor(runtime.routes());
 }
