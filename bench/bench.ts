@@ -25,7 +25,7 @@ import { arch, cpus, loadavg, platform, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 
-import { type Agent, type AgentConfig, type CallResult, type Mode, startAgents } from "../test/support/agent-pool.ts";
+import { type Agent, type AgentConfig, type CallResult, type Mark, type Mode, startAgents } from "../test/support/agent-pool.ts";
 import type { LockOptions, PeerConfig } from "../test/support/simulated-agent.ts";
 import { ensureHost } from "../test/support/install-host.ts";
 import { parseConfig } from "../src/config/parse-config.ts";
@@ -359,6 +359,8 @@ interface RotationResult {
   outcomes?: Record<string, number>;
   /** with profiling: ms per process per rotation in each step of the guard (mean), and calls */
   stages?: Record<string, { callsPerProcess: number; msPerProcess: number }>;
+  /** with profiling: the critical path of a rotation, step by step (ms, median over rotations); see timeline() */
+  timeline?: Record<string, number>;
 }
 
 interface ArmState {
@@ -374,6 +376,7 @@ interface ArmState {
   warmup?: RotationResult["warmup"];
   outcomes: Record<string, number>;
   stages: Record<string, { n: number; ms: number }>;
+  timeline: Record<string, number[]>;
   /** guard: the credential every process presents; bare: each process's own copy; floor: the current token */
   copies: string[];
 }
@@ -408,7 +411,11 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
     const poolOf = (arm: Arm) => (arm.before ? before : main);
     const cpuOf = async (agents: Agent[]) => {
       const usages = await Promise.all(agents.map((agent) => agent.cpu()));
-      return { cpuMs: usages.reduce((sum, usage) => sum + usage.cpuUs, 0) / 1000, stages: usages.map((usage) => usage.stages) };
+      return {
+        cpuMs: usages.reduce((sum, usage) => sum + usage.cpuUs, 0) / 1000,
+        stages: usages.map((usage) => usage.stages),
+        marks: usages.map((usage) => usage.marks),
+      };
     };
 
     const readStoreRefresh = async () =>
@@ -443,6 +450,7 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
       }
       if (state.arm.mode === "peer") state.copies.fill(await readStoreRefresh());
       return {
+        timeline: plan.profile && state.arm.mode === "guard" ? timeline(cpuAfter.marks, answers) : null,
         overServer: flat.map((result) => result.ms - LATENCY_MS),
         failures: flat.filter((result) => !isValid(server, result)).length,
         wallMs,
@@ -456,7 +464,7 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
     };
 
     const states: ArmState[] = arms.map((arm) => ({
-      arm, overServer: [], perRotationP99: [], wall: [], cpuMs: [], failures: 0, redemptions: 0, reuses: 0, invalid: 0, outcomes: {}, stages: {}, copies: [],
+      arm, overServer: [], perRotationP99: [], wall: [], cpuMs: [], failures: 0, redemptions: 0, reuses: 0, invalid: 0, outcomes: {}, stages: {}, timeline: {}, copies: [],
     }));
     for (const state of states) {
       const login = server.issue(`acct-warmup-${state.arm.name}`);
@@ -483,6 +491,9 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
         state.reuses += done.reuses;
         state.invalid += done.invalid;
         for (const [event, count] of Object.entries(done.events)) state.outcomes[event] = (state.outcomes[event] ?? 0) + count;
+        if (done.timeline) {
+          for (const [step, value] of Object.entries(done.timeline)) (state.timeline[step] ??= []).push(value);
+        }
         for (const perAgent of done.stages) {
           for (const [stage, time] of Object.entries(perAgent)) {
             const entry = (state.stages[stage] ??= { n: 0, ms: 0 });
@@ -518,6 +529,7 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
       };
       if (state.arm.mode === "guard") result.outcomes = state.outcomes;
       if (plan.profile && state.arm.mode === "guard") {
+        result.timeline = Object.fromEntries(Object.entries(state.timeline).map(([step, values]) => [step, round(median(values))]));
         const per = plan.processes * plan.rotations;
         result.stages = Object.fromEntries(
           Object.entries(state.stages).map(([stage, time]) => [stage, { callsPerProcess: round(time.n / per, 2), msPerProcess: round(time.ms / per, 2) }]),
@@ -531,6 +543,48 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
     await server.stop();
     await rm(stateDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Where a rotation's time goes under the guard, from the marks of every process (epoch ms; one
+ * machine, one clock): the redeeming process from the parent's message to its POST (journal miss,
+ * lock), the POST beyond the stand-in's latency, from its answer to the journal entry being linked
+ * (buffer, parse, seal, fsync, link), then each waiting process's wake after that link (watch), and
+ * each waiting caller's answer after its process woke (journal read, decrypt, answer).
+ */
+function timeline(marks: Mark[][], answers: CallResult[][]): Record<string, number> | null {
+  const redeemer = marks.findIndex((list) => list.some((mark) => mark.label === "post"));
+  if (redeemer === -1) return null;
+  const own = marks[redeemer]!;
+  const arrival = own.find((mark) => mark.label === "arrival")?.start;
+  const post = own.find((mark) => mark.label === "post")!;
+  const lock = own.find((mark) => mark.label === "lock.tryAcquire" && mark.ok);
+  const write = own.find((mark) => mark.label === "journal.write");
+  if (arrival === undefined || write === undefined) return null;
+  const wakes: number[] = [];
+  const answered: number[] = [];
+  const polls: number[] = [];
+  marks.forEach((list, i) => {
+    if (i === redeemer) return;
+    const waits = list.filter((mark) => mark.label === "watch.wait");
+    polls.push(waits.length);
+    const last = waits.at(-1);
+    if (last === undefined) return;
+    wakes.push(last.end - write.end);
+    for (const result of answers[i]!) if (result.endAt !== undefined) answered.push(result.endAt - last.end);
+  });
+  return {
+    toLockMs: (lock?.end ?? post.start) - arrival,
+    lockToPostMs: post.start - (lock?.end ?? post.start),
+    postOverServerMs: post.end - post.start - LATENCY_MS,
+    answerToJournalLinkedMs: write.end - post.end,
+    journalWriteMs: write.end - write.start,
+    wakeAfterLinkP50Ms: median(wakes),
+    wakeAfterLinkMaxMs: Math.max(...wakes),
+    answerAfterWakeP50Ms: median(answered),
+    answerAfterWakeMaxMs: Math.max(...answered),
+    waitsPerWaitingProcess: median(polls),
+  };
 }
 
 /** The peer's paths in `stateDir`: the host's refresh lock and the shared store (auth-profiles.json). */
@@ -780,6 +834,10 @@ async function main(): Promise<void> {
       String(arm.failures),
     ]);
   }
+  const timelineLine = (name: "guard" | "guardBefore") =>
+    Object.entries(gap[name]?.timeline ?? {})
+      .map(([step, ms]) => `${step.replace(/Ms$/, "")} ${ms}`)
+      .join(" · ") || "(not profiled)";
   const stageLines = (name: "guard" | "guardBefore") =>
     Object.entries(gap[name]?.stages ?? {})
       .map(([stage, time]) => `${stage} ${time.msPerProcess} ms/${time.callsPerProcess}×`)
@@ -801,6 +859,8 @@ async function main(): Promise<void> {
     table(gapRows),
     `  steps of the guard per process per rotation, before: ${stageLines("guardBefore") || "(not profiled)"}`,
     `  steps of the guard per process per rotation, after:  ${stageLines("guard")}`,
+    `  critical path (median ms), before: ${timelineLine("guardBefore")}`,
+    `  critical path (median ms), after:  ${timelineLine("guard")}`,
     "",
     "with the guard",
     `  caller latency − ${LATENCY_MS} ms (ms): ${fmt(guarded.overServerMs)} (n=${guarded.overServerMs.n})`,

@@ -2,9 +2,9 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-import type { AgentConfig, CallResult, Mode, StageTimes } from "./simulated-agent.ts";
+import type { AgentConfig, CallResult, Mark, Mode, StageTimes } from "./simulated-agent.ts";
 
-export type { AgentConfig, CallResult, Mode, StageTimes };
+export type { AgentConfig, CallResult, Mark, Mode, StageTimes };
 
 const AGENT = fileURLToPath(new URL("./simulated-agent.ts", import.meta.url));
 
@@ -23,7 +23,7 @@ export class Agent {
   private nextId = 0;
   private readonly pending = new Map<number, (results: CallResult[]) => void>();
   private stageWaiters: ((stage: string) => void)[] = [];
-  private readonly cpuWaiters = new Map<number, (usage: { cpuUs: number; stages: StageTimes }) => void>();
+  private readonly cpuWaiters = new Map<number, (usage: { cpuUs: number; stages: StageTimes; marks: Mark[] }) => void>();
 
   constructor(config: AgentConfig) {
     this.child = fork(AGENT, [], {
@@ -43,6 +43,7 @@ export class Agent {
         stage?: string;
         cpuUs?: number;
         stages?: StageTimes;
+        marks?: Mark[];
       }) => {
         if (message.type === "ready") resolve();
         if (message.type === "log" && message.line !== undefined) this.logs.push({ level: message.level ?? "info", line: message.line });
@@ -50,7 +51,7 @@ export class Agent {
           for (const wake of this.stageWaiters.splice(0)) wake(message.stage);
         }
         if (message.type === "cpu" && message.id !== undefined) {
-          this.cpuWaiters.get(message.id)?.({ cpuUs: message.cpuUs ?? 0, stages: message.stages ?? {} });
+          this.cpuWaiters.get(message.id)?.({ cpuUs: message.cpuUs ?? 0, stages: message.stages ?? {}, marks: message.marks ?? [] });
           this.cpuWaiters.delete(message.id);
         }
         if (message.type === "result" && message.id !== undefined && message.results) {
@@ -80,8 +81,8 @@ export class Agent {
     });
   }
 
-  /** The process's CPU time so far (µs), and the guard's step times since the last call (with `profile`). */
-  cpu(): Promise<{ cpuUs: number; stages: StageTimes }> {
+  /** The process's CPU time so far (µs); with `profile`, the guard's step times and marks since the last call. */
+  cpu(): Promise<{ cpuUs: number; stages: StageTimes; marks: Mark[] }> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.cpuWaiters.set(id, resolve);

@@ -68,6 +68,17 @@ export interface CallResult {
   refresh?: string;
   error?: string;
   ms: number;
+  /** with `profile`: when the caller was answered (ms since the epoch, sub-millisecond) */
+  endAt?: number;
+}
+
+/** With `profile`: one timed step of this process (ms since the epoch, sub-millisecond). */
+export interface Mark {
+  label: string;
+  start: number;
+  end: number;
+  /** lock.tryAcquire: whether it took the lock */
+  ok?: boolean;
 }
 
 /** Per step of the guard: calls and milliseconds spent (with `profile`). */
@@ -86,9 +97,11 @@ async function pause(stage: Stage): Promise<void> {
 }
 
 // The process's own fetch, before the plugin wraps it: what `bare`, `peer` and `floor` use.
-const plainFetch = globalThis.fetch;
 const stageTimes: StageTimes = {};
+const marks: Mark[] = [];
+const epoch = () => performance.timeOrigin + performance.now();
 if (config.profile) await profileGuard();
+const plainFetch = globalThis.fetch;
 
 if (config.guard !== false) {
   const pluginConfig = parseConfig(
@@ -99,7 +112,7 @@ if (config.guard !== false) {
     logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
     stateDir: config.stateDir,
     stage: pause,
-    coalesceStatus: config.waiterOptimisation !== false,
+    waiterOptimisation: config.waiterOptimisation !== false,
   });
   installFetchInterceptor(runtime.routes());
 }
@@ -273,6 +286,33 @@ async function profileGuard(): Promise<void> {
       }
     };
   };
+  const mark = (label: string, proto: object, method: string) => {
+    const target = proto as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const original = target[method]!;
+    target[method] = async function (this: unknown, ...args: unknown[]) {
+      const start = epoch();
+      let result: unknown;
+      try {
+        result = await original.apply(this, args);
+        return result;
+      } finally {
+        marks.push({ label, start, end: epoch(), ok: result !== null && result !== undefined });
+      }
+    };
+  };
+  mark("journal.write", Journal.prototype, "write");
+  mark("lock.tryAcquire", RefreshLocks.prototype, "tryAcquire");
+  mark("watch.wait", DirWatch.prototype, "wait");
+  // The token POST itself, under the guard's wrapper (which calls the fetch it found installed).
+  const fetchBefore = globalThis.fetch;
+  globalThis.fetch = async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    const start = epoch();
+    try {
+      return await fetchBefore(input, init);
+    } finally {
+      marks.push({ label: "post", start, end: epoch() });
+    }
+  };
   wrap("journal.read", Journal.prototype, "read");
   wrap("journal.has", Journal.prototype, "has");
   wrap("journal.readTombstone", Journal.prototype, "readTombstone");
@@ -292,17 +332,25 @@ process.on("message", async (message: { id: number; type: string; refreshToken: 
   if (message.type === "exit") process.exit(0);
   if (message.type === "cpu") {
     const { user, system } = process.cpuUsage();
-    send({ type: "cpu", id: message.id, cpuUs: user + system, stages: takeStages() });
+    send({ type: "cpu", id: message.id, cpuUs: user + system, stages: takeStages(), marks: marks.splice(0) });
     return;
   }
   if (message.type !== "refresh") return;
+  if (config.profile) {
+    const now = epoch();
+    marks.push({ label: "arrival", start: now, end: now });
+  }
   const mode = message.mode ?? (config.guard === false ? "bare" : "guard");
   const call = (index: number): Promise<CallResult> => {
     if (mode === "peer") return peerCall();
     if (mode === "floor") return floorCall(message.refreshToken, message.redeems === true && index === 0);
     return callOnce(message.refreshToken, mode === "bare" ? plainFetch : fetch);
   };
-  const results = await Promise.all(Array.from({ length: message.callers }, (_, index) => call(index)));
+  const results = await Promise.all(
+    Array.from({ length: message.callers }, (_, index) =>
+      call(index).then((result) => (config.profile ? { ...result, endAt: epoch() } : result)),
+    ),
+  );
   send({ type: "result", id: message.id, results });
 });
 send({ type: "ready", pid: process.pid });

@@ -16,7 +16,7 @@ afterEach(async () => {
   await fsp.rm(root, { recursive: true, force: true });
 });
 
-async function timed(promise: Promise<void>): Promise<number> {
+async function timed(promise: Promise<unknown>): Promise<number> {
   const started = performance.now();
   await promise;
   return performance.now() - started;
@@ -90,5 +90,32 @@ describe("DirWatch", () => {
     await fsp.writeFile(join(root, "b"), "x");
     await second;
     expect(watchers(watch)).toHaveLength(0);
+  });
+
+  it("says why a wait ended: the name that changed, or the timeout", async () => {
+    const watch = new DirWatch([root]);
+    const waiting = watch.wait(["entry.json", "k.lock"], 10_000);
+    setTimeout(() => void fsp.writeFile(join(root, "entry.json"), "x"), 30);
+    expect(await waiting).toEqual({ kind: "event", name: "entry.json" });
+    expect(await watch.wait(["other"], 50)).toEqual({ kind: "timeout" });
+  });
+
+  it("with lingerMs keeps its watchers open between waits, and closes them once nobody waited that long", async () => {
+    const watch = new DirWatch([root], { lingerMs: 150 });
+    await watch.wait(["a"], 20);
+    expect(watch.watching).toBe(true);
+    const first = watchers(watch)[0];
+    await watch.wait(["a"], 20);
+    // The same watcher served the second wait: nothing was closed and reopened.
+    expect(watchers(watch)[0]).toBe(first);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(watchers(watch)).toHaveLength(0);
+    expect(watch.watching).toBe(false);
+  });
+
+  it("is not watching where a directory cannot be watched", async () => {
+    const watch = new DirWatch([root, join(root, "missing")], { lingerMs: 1000 });
+    await watch.wait(["x"], 20);
+    expect(watch.watching).toBe(false);
   });
 });
