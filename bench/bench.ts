@@ -46,7 +46,7 @@ const QUICK = args.quick === true;
 const SCALE_CALLERS = 8;
 const PLAN = QUICK
   ? {
-      processes: 8, callers: 4, rotations: 3, crashRuns: 3, hotRounds: 20, hotRequests: 100,
+      processes: 8, callers: 4, rotations: 3, crashRuns: 3, hotWarmup: 1500, hotRounds: 20, hotRequests: 100,
       headlineArms: ["guard", "guardBefore", "bare", "peer", "floor"] as ArmName[],
       /** the waiter-path profile (before/after): the headline point itself */
       gap: null as { processes: number; callers: number; rotations: number } | null,
@@ -54,7 +54,7 @@ const PLAN = QUICK
       scaleRotations: 2,
     }
   : {
-      processes: 32, callers: 8, rotations: 10, crashRuns: 5, hotRounds: 30, hotRequests: 200,
+      processes: 32, callers: 8, rotations: 10, crashRuns: 5, hotWarmup: 1500, hotRounds: 30, hotRequests: 200,
       headlineArms: ["guard", "bare", "peer", "floor"] as ArmName[],
       gap: { processes: 8, callers: 4, rotations: 5 } as { processes: number; callers: number; rotations: number } | null,
       scale: [1, 2, 4, 8, 16, 32, 64],
@@ -176,7 +176,7 @@ async function measureHotPath(): Promise<HotPathResult> {
     const names = Object.keys(arms);
 
     // Warm both paths up (JIT, connection) before anything counts.
-    for (let i = 0; i < 1500; i += 1) {
+    for (let i = 0; i < PLAN.hotWarmup; i += 1) {
       for (const name of names) {
         await timeOne(arms[name]!, get);
         await timeOne(arms[name]!, post);
@@ -409,6 +409,7 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
     progress(`${label}: ${main.length + before.length} agents up in ${Math.round(startupMs)} ms`);
     await sleep(1000);
     const poolOf = (arm: Arm) => (arm.before ? before : main);
+    const lastCpu = new Map<Agent[], Awaited<ReturnType<typeof cpuOf>>>();
     const cpuOf = async (agents: Agent[]) => {
       const usages = await Promise.all(agents.map((agent) => agent.cpu()));
       return {
@@ -424,8 +425,9 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
     /** One rotation of `arm`; its agents presented `copies`. */
     const rotate = async (state: ArmState) => {
       const agents = poolOf(state.arm);
-      await sleep(SETTLE_MS);
-      const cpuBefore = await cpuOf(agents);
+      // The pool's CPU reading after its previous rotation settled (the quiet time after a rotation
+      // counts: lock release, status writes, GC), or taken now before its first.
+      const cpuBefore = lastCpu.get(agents) ?? (await cpuOf(agents));
       if (state.arm.mode === "peer") await writeStore(storePath, state.copies[0]!, true);
       const counters = { ...server.counters };
       const eventsBefore = agents.map((agent) => agent.events.length);
@@ -434,8 +436,10 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
         agents.map((agent, i) => agent.refresh(state.copies[i]!, plan.callers, { mode: state.arm.mode, redeems: i === 0 })),
       );
       const wallMs = performance.now() - sent;
+      // Quiet time, so every agent is idle before the next rotation (status writes, lock release, GC done).
       await sleep(SETTLE_MS);
       const cpuAfter = await cpuOf(agents);
+      lastCpu.set(agents, cpuAfter);
       const flat = answers.flat();
       const events: Record<string, number> = {};
       for (const event of agents.flatMap((agent, i) => agent.events.slice(eventsBefore[i]))) events[event] = (events[event] ?? 0) + 1;
