@@ -281,7 +281,9 @@ export class RefreshGuard {
       const deadline = this.now() + this.timing.waitTimeoutMs;
       const entryName = this.journal.entryName(key);
       // Whether the journal and the tombstone must be checked before the next try of the lock.
-      let check = true;
+      // These checks only spare a lock cycle: whoever takes the lock re-reads both under it
+      // (redeemHolding). Lean: not on the first try, right after the caller's journal read missed.
+      let check = !this.leanWaits;
       for (;;) {
         if (check) {
           if (await this.journal.has(key)) return { kind: "advanced" };

@@ -498,7 +498,7 @@ describe("RefreshGuard.refresh: the cross-process lock", () => {
       expect(server.counters.redemptions).toBe(1);
       journalChecks[String(leanWaits)] = checks;
     }
-    // Lean: before waiting, after the release event, and under the lock. Not lean: every poll too.
+    // Lean: after the release event and under the lock. Not lean: before waiting and at every poll too.
     expect(journalChecks.true).toBeLessThanOrEqual(3);
     expect(journalChecks.false).toBeGreaterThanOrEqual(6);
   });
