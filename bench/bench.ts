@@ -1,23 +1,30 @@
 // The benchmark: what refresh-guard costs and what it buys, measured in one run over real loopback
-// HTTP and real child processes (examples/agent-pool.ts) against the stand-in token endpoint.
+// HTTP and real child processes (test/support/agent-pool.ts) against the stand-in token endpoint,
+// side by side with OpenClaw's own coordination and with the least any design could cost.
 //
-//   npm run bench                 32 processes × 8 callers, 10 rotations (about a minute on 2 cores)
-//   npm run bench -- --quick      8 processes × 4 callers, 3 rotations (about 25 s)
+//   npm run bench                 32 processes × 8 callers, 10 rotations, scale 1–64 (about 6 min on 2 cores)
+//   npm run bench -- --quick      8 processes × 4 callers, 3 rotations, scale 1–16 (about 1.5 min)
 //   npm run bench -- --json       the same table, then one JSON object as the last line of stdout
 //
 // It measures and reports; it does not judge: the exit code is 0 even when a target is missed.
 // Progress goes to stderr so that stdout holds only the report.
 //
-// Every number is skewed by other work on the machine: the report says how busy the CPUs were in
-// the second before the run. Phases, one after the other so that none competes with another:
+// Every absolute number is skewed by other work on the machine (the report gives the load and how
+// busy the CPUs were in the second before the run); the ratios compare designs measured in the
+// same processes, rotation after rotation, and hold much better. Phases, one after the other:
 //   1. hot path: non-token fetches (GET, and POST to a non-token URL) through the interceptor's
 //      wrapper vs the original fetch, interleaved request by request, to a server in another process;
-//   2. rotations with the guard: P processes × C callers refresh one credential at once, R times;
+//   2. rotations at the headline point: P processes × C callers refresh one credential at once, R
+//      times, for each design in turn ("arms", see runPoint): the guard, no coordination (each
+//      process presents its own copy), the peer (OpenClaw's own per-profile lock and store
+//      re-read) and the floor (one POST, everyone else woken by a watch of one file).
 //      waiterP99OverServerMs is the p99, over every caller of every measured rotation (the
 //      redeeming caller included), of its latency minus the stand-in's fixed latency;
-//   3. the same rotations without the guard (each process presents its own copy), for contrast;
-//   4. crash recovery: the lock holder is SIGKILLed before its request leaves; time until a
-//      sibling's caller holds a valid token.
+//   3. the waiter path at small scale (8 × 4): the same arms plus the guard with its waiter-path
+//      optimisation switched off, profiled step by step (the critical path of a rotation);
+//   4. scale: 1 … 64 processes × 8 callers, the guard, the peer and the floor;
+//   5. crash recovery: the lock holder is SIGKILLed before its request leaves; time until a
+//      sibling's caller holds a valid token, with the guard and with the peer.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -588,6 +595,10 @@ function timeline(marks: Mark[][], answers: CallResult[][]): Record<string, numb
     answerAfterWakeP50Ms: median(answered),
     answerAfterWakeMaxMs: Math.max(...answered),
     waitsPerWaitingProcess: median(polls),
+    // The redeeming process's own callers wait for the whole durable write and the lock release;
+    // with few processes they are the slowest callers of a rotation.
+    redeemerCallersOverServerMaxMs: Math.max(...answers[redeemer]!.map((result) => result.ms - LATENCY_MS)),
+    waitingCallersOverServerMaxMs: Math.max(...answers.flatMap((results, i) => (i === redeemer ? [] : results.map((result) => result.ms - LATENCY_MS)))),
   };
 }
 
