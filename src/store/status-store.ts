@@ -2,7 +2,7 @@
 // one JSON line per outcome appended to status/outcomes.jsonl (O_APPEND, small writes), rotated
 // to outcomes.1.jsonl past a size bound, so the record never grows without limit. No tokens:
 // events carry only provider, key label, reason and timings.
-import { constants, promises as fsp } from "node:fs";
+import { closeSync, constants, promises as fsp, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
 import { FILE_MODE } from "./guard-dir.ts";
@@ -27,6 +27,12 @@ export interface OutcomeSummary {
   recent: OutcomeRecord[];
   unreadableLines: number;
 }
+
+const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
+
+/** Stores holding coalesced lines not handed to a write yet: written synchronously if the process exits first. */
+const unwritten = new Set<StatusStore>();
+let exitHooked = false;
 
 export class StatusStore {
   readonly dir: string;
@@ -60,13 +66,38 @@ export class StatusStore {
     const line = `${JSON.stringify(record)}\n`;
     if (!this.coalesce) return this.track(this.append(line));
     this.pending.push(line);
+    unwritten.add(this);
+    if (!exitHooked) {
+      exitHooked = true;
+      process.on("exit", () => {
+        for (const store of unwritten) store.writePendingSync();
+      });
+    }
     this.flush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
       const lines = this.pending.join("");
       this.pending = [];
       this.flush = null;
+      unwritten.delete(this);
       return this.track(this.append(lines));
     });
     return this.flush;
+  }
+
+  /** At exit: the coalesced lines no write has taken yet (best effort, like any write at exit). */
+  private writePendingSync(): void {
+    if (this.pending.length === 0) return;
+    const lines = this.pending.join("");
+    this.pending = [];
+    try {
+      const fd = openSync(this.file, APPEND_FLAGS, FILE_MODE);
+      try {
+        writeSync(fd, lines);
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      // The status record is informational; never fail an exit over it.
+    }
   }
 
   private track(write: Promise<void>): Promise<void> {
@@ -76,8 +107,7 @@ export class StatusStore {
   }
 
   private async append(lines: string): Promise<void> {
-    const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
-    const handle = await fsp.open(this.file, flags, FILE_MODE);
+    const handle = await fsp.open(this.file, APPEND_FLAGS, FILE_MODE);
     try {
       await handle.write(lines);
       if ((await handle.stat()).size > MAX_BYTES) await fsp.rename(this.file, join(this.dir, "outcomes.1.jsonl"));

@@ -52,4 +52,17 @@ describe("StatusStore", () => {
     await Promise.all([first, second]);
     expect((await lines()).map((record) => record.ms).sort()).toEqual([1, 2]);
   });
+
+  it("writes coalesced outcomes synchronously when the process exits before the next turn", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const script = [
+      `import { StatusStore } from ${JSON.stringify(new URL("../../src/store/status-store.ts", import.meta.url).href)};`,
+      `const store = new StatusStore(${JSON.stringify(root)});`,
+      `void store.record({ type: "shared", provider: "openai-codex", key: "1a2b3c4d", hops: 1, ms: 9 });`,
+      `process.exit(0);`,
+    ].join("\n");
+    const run = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+    expect(run.status, run.stderr).toBe(0);
+    expect((await lines()).map((record) => record.ms)).toEqual([9]);
+  });
 });
