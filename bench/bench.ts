@@ -2,8 +2,8 @@
 // HTTP and real child processes (test/support/agent-pool.ts) against the stand-in token endpoint,
 // side by side with OpenClaw's own coordination and with the least any design could cost.
 //
-//   npm run bench                 32 processes × 8 callers, 10 rotations, scale 1–64 (about 6 min on 2 cores)
-//   npm run bench -- --quick      8 processes × 4 callers, 3 rotations, scale 1–16 (about 1.5 min)
+//   npm run bench                 32 processes × 8 callers, 10 rotations, scale 1–64 (5–7 min on 2 busy cores)
+//   npm run bench -- --quick      8 processes × 4 callers, 3 rotations, scale 1–16 (about 2 min on 2 busy cores)
 //   npm run bench -- --json       the same table, then one JSON object as the last line of stdout
 //
 // It measures and reports; it does not judge: the exit code is 0 even when a target is missed.
