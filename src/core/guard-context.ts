@@ -20,6 +20,8 @@ export class GuardContext {
   readonly timing: GuardTiming;
   readonly now: () => number;
   readonly stage: (stage: Stage) => Promise<void> | void;
+  /** Skip re-checks a waiter can prove unnecessary (see redemption.ts); false only for the benchmark's "before". */
+  readonly leanWaits: boolean;
   private readonly emitEvent: (event: GuardEvent) => void;
 
   constructor(options: {
@@ -30,6 +32,7 @@ export class GuardContext {
     now: () => number;
     stage: (stage: Stage) => Promise<void> | void;
     emit: (event: GuardEvent) => void;
+    leanWaits: boolean;
   }) {
     this.providerId = options.providerId;
     this.provider = options.provider;
@@ -38,6 +41,7 @@ export class GuardContext {
     this.now = options.now;
     this.stage = options.stage;
     this.emitEvent = options.emit;
+    this.leanWaits = options.leanWaits;
   }
 
   emit(event: GuardEvent): void {

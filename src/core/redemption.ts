@@ -24,10 +24,17 @@ export function redeemNewest(ctx: GuardContext, mutex: KeyedMutex, key: string, 
   const { coordination, timing } = ctx;
   return mutex.run(key, async () => {
     const deadline = ctx.now() + timing.waitTimeoutMs;
+    // Whether the journal and the spent marker must be checked before the next try of the lock.
+    // These checks only spare a lock cycle: whoever takes the lock re-reads both under it
+    // (redeemHolding). Lean waits skip them on the first try, right after the caller's journal
+    // read missed, and after a poll in which the backend is sure nothing changed.
+    let check = !ctx.leanWaits;
     for (;;) {
-      if (await coordination.hasEntry(key)) return { kind: "advanced" };
-      const spent = await spentRecord(ctx, key, token);
-      if (spent !== null) return spent;
+      if (check) {
+        if (await coordination.hasEntry(key)) return { kind: "advanced" };
+        const spent = await spentRecord(ctx, key, token);
+        if (spent !== null) return spent;
+      }
       const lock = await coordination.tryLock(key);
       if (lock === null) {
         if (ctx.now() >= deadline) {
@@ -35,7 +42,11 @@ export function redeemNewest(ctx: GuardContext, mutex: KeyedMutex, key: string, 
           ctx.fail(key, "lock_timeout", error.message);
           throw error;
         }
-        await coordination.waitForChange(key, timing.pollMs);
+        const wake = await coordination.waitForChange(key, timing.pollMs);
+        if (!ctx.leanWaits) continue;
+        if (wake.kind === "entry") return { kind: "advanced" };
+        // A timeout in which nothing changed: only a stale holder can have freed the lock.
+        check = !(wake.kind === "timeout" && wake.watched);
         continue;
       }
       let releaseNow = true;

@@ -36,6 +36,13 @@ export interface RefreshGuardOptions {
   now?: () => number;
   onEvent?: (event: GuardEvent) => void;
   stage?: (stage: Stage) => Promise<void> | void;
+  /**
+   * Lean waits (default true): a waiter keeps its directory watch open between polls, re-checks
+   * the journal after a poll only where the backend cannot vouch that nothing changed, and takes
+   * the journal entry's own event as "advanced" without a separate stat. False: every poll
+   * re-checks everything and reopens the watch (the benchmark's "before").
+   */
+  leanWaits?: boolean;
   /** Told when recovery used a sibling's credential (e.g. to write a successor back to its file). */
   onSiblingAdopted?: (candidate: SiblingCredential, set: TokenSet) => Promise<void>;
 }
@@ -71,6 +78,7 @@ export class RefreshGuard {
     const emit = options.onEvent ?? (() => undefined);
     const stage = options.stage ?? (() => undefined);
     const rules: Provider = providerById(options.provider) ?? openai;
+    const leanWaits = options.leanWaits ?? true;
     let ctx: GuardContext | undefined;
     this.coordination =
       options.coordination ??
@@ -88,8 +96,18 @@ export class RefreshGuard {
         },
         onQuarantine: (error) => ctx?.warn("journal_quarantined", error.message),
         midWrite: () => stage("journal-mid-write"),
+        watchLingerMs: leanWaits ? this.timing.pollMs * 4 : 0,
       });
-    ctx = new GuardContext({ providerId: options.provider, provider: rules, coordination: this.coordination, timing: this.timing, now, stage, emit });
+    ctx = new GuardContext({
+      providerId: options.provider,
+      provider: rules,
+      coordination: this.coordination,
+      timing: this.timing,
+      now,
+      stage,
+      emit,
+      leanWaits,
+    });
     this.ctx = ctx;
     this.recovery = new Recovery(ctx, options.siblingSources ?? []);
     this.onSiblingAdopted = options.onSiblingAdopted;

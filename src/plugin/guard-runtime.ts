@@ -34,6 +34,11 @@ export interface RuntimeDeps {
   agentDirs?: readonly string[];
   now?: () => number;
   stage?: (stage: Stage) => Promise<void> | void;
+  /**
+   * The waiter-path optimisations (default true): outcomes of one event-loop turn written as one
+   * status append, and the guard's lean waits. False only for the benchmark's "before".
+   */
+  waiterOptimisation?: boolean;
 }
 
 export interface CoordinationStatus {
@@ -73,7 +78,7 @@ export class GuardRuntime {
   constructor(config: RefreshGuardConfig, deps: RuntimeDeps) {
     this.config = config;
     this.deps = deps;
-    this.status = new StatusStore(join(config.guardDir, "status"), deps.now);
+    this.status = new StatusStore(join(config.guardDir, "status"), deps.now, { coalesce: deps.waiterOptimisation ?? true });
   }
 
   /** Token URL → guard, for the fetch interceptor. Providers that share an endpoint share a guard. */
@@ -187,6 +192,7 @@ export class GuardRuntime {
       onEvent: (event) => this.onEvent(event),
       ...(this.deps.now ? { now: this.deps.now } : {}),
       ...(this.deps.stage ? { stage: this.deps.stage } : {}),
+      ...(this.deps.waiterOptimisation === false ? { leanWaits: false } : {}),
     });
     await ensurePrivateDir(this.status.dir);
     return guard;

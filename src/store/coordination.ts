@@ -23,6 +23,12 @@ export interface LockHolder {
   ageMs: number;
 }
 
+/**
+ * Why a wait ended: the key's entry appeared; something about the key changed (or may have); or
+ * time ran out, with `watched` true when the backend is sure nothing changed meanwhile.
+ */
+export type Wake = { kind: "entry" } | { kind: "changed" } | { kind: "timeout"; watched: boolean };
+
 export interface LockEvents {
   onCompromised?(key: string, path: string): void;
   onClockSkew?(key: string, path: string, aheadMs: number): void;
@@ -52,7 +58,7 @@ export interface Coordination {
   /** Where the key's lock lives, for messages. */
   lockLocation(key: string): string;
   /** Resolves when the key's entry appears or its lock is released, or after `timeoutMs`. */
-  waitForChange(key: string, timeoutMs: number): Promise<void>;
+  waitForChange(key: string, timeoutMs: number): Promise<Wake>;
   /** Resolves when the key's entry appears, or after `timeoutMs`. */
   waitForEntry(key: string, timeoutMs: number): Promise<void>;
 

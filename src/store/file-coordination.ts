@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 
 import type { JournalCorruptError } from "../core/errors.ts";
 import type { TokenSet } from "../oauth/token-wire.ts";
-import type { Coordination, HeldLock, LockEvents, LockHolder } from "./coordination.ts";
+import type { Coordination, HeldLock, LockEvents, LockHolder, Wake } from "./coordination.ts";
 import { DirWatch } from "./dir-watch.ts";
 import { ensurePrivateDir } from "./guard-dir.ts";
 import { Journal, type JournalSize } from "./journal.ts";
@@ -22,6 +22,8 @@ export interface FileCoordinationOptions {
   onQuarantine?: (error: JournalCorruptError) => void;
   /** Test seam: runs between the two halves of an entry's write. */
   midWrite?: () => Promise<void> | void;
+  /** Keep the directory watch open this long after the last waiter leaves (the next wait reuses it). */
+  watchLingerMs?: number;
 }
 
 export class FileCoordination implements Coordination {
@@ -47,7 +49,7 @@ export class FileCoordination implements Coordination {
     if (options.onQuarantine) journal.onQuarantine = options.onQuarantine;
     if (options.midWrite) journal.midWrite = options.midWrite;
     this.journal = new Journal(journal);
-    this.watch = new DirWatch([this.journal.dir, this.locks.dir]);
+    this.watch = new DirWatch([this.journal.dir, this.locks.dir], { lingerMs: options.watchLingerMs ?? 0 });
   }
 
   /** Checks and creates the guard directory (0700, ours, not a symlink) before first use. */
@@ -84,12 +86,17 @@ export class FileCoordination implements Coordination {
     return this.locks.lockPath(key);
   }
 
-  waitForChange(key: string, timeoutMs: number): Promise<void> {
-    return this.watch.wait([this.journal.entryName(key), this.locks.lockName(key)], timeoutMs);
+  async waitForChange(key: string, timeoutMs: number): Promise<Wake> {
+    const entryName = this.journal.entryName(key);
+    const wake = await this.watch.wait([entryName, this.locks.lockName(key)], timeoutMs);
+    // The entry's own event means it was just linked (were it removed instead, the caller's read
+    // finds nothing and comes back). A timeout with every directory watched means nothing changed.
+    if (wake.kind === "timeout") return { kind: "timeout", watched: this.watch.watching };
+    return wake.name === entryName ? { kind: "entry" } : { kind: "changed" };
   }
 
-  waitForEntry(key: string, timeoutMs: number): Promise<void> {
-    return this.watch.wait([this.journal.entryName(key)], timeoutMs);
+  async waitForEntry(key: string, timeoutMs: number): Promise<void> {
+    await this.watch.wait([this.journal.entryName(key)], timeoutMs);
   }
 
   holders(): Promise<LockHolder[]> {

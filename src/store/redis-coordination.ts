@@ -11,7 +11,7 @@ import { Redis, type RedisOptions } from "ioredis";
 
 import { BackendUnavailableError, JournalCorruptError, LockCompromisedError } from "../core/errors.ts";
 import type { TokenSet } from "../oauth/token-wire.ts";
-import type { Coordination, HeldLock, LockEvents, LockHolder } from "./coordination.ts";
+import type { Coordination, HeldLock, LockEvents, LockHolder, Wake } from "./coordination.ts";
 import type { JournalSize } from "./journal.ts";
 import { redactUrl } from "./redis-url.ts";
 import { type SpentMarker, checkKey, openEntry, openSpent, sealEntry, sealSpent } from "./sealed-entry.ts";
@@ -226,11 +226,13 @@ export class RedisCoordination implements Coordination {
   }
 
   /** Woken by a message about `key` (an entry written, a lock released); rechecks once after listening. */
-  waitForChange(key: string, timeoutMs: number): Promise<void> {
-    return this.wait(key, Math.max(timeoutMs, this.fallbackPollMs()), async () => {
+  async waitForChange(key: string, timeoutMs: number): Promise<Wake> {
+    await this.wait(key, Math.max(timeoutMs, this.fallbackPollMs()), async () => {
       const [entry, lock] = await Promise.all([this.client.exists(this.entryKey(key)), this.client.exists(this.lockKey(key))]);
       return entry === 1 || lock === 0;
     });
+    // A message does not say which of the two happened: the caller checks both again.
+    return { kind: "changed" };
   }
 
   waitForEntry(key: string, timeoutMs: number): Promise<void> {

@@ -2,7 +2,7 @@
 // one JSON line per outcome appended to status/outcomes.jsonl (O_APPEND, small writes), rotated
 // to outcomes.1.jsonl past a size bound, so the record never grows without limit. No tokens:
 // events carry only provider, key label, reason and timings.
-import { constants, promises as fsp } from "node:fs";
+import { closeSync, constants, promises as fsp, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
 import { type GuardEvent, OUTCOME_TYPES, type OutcomeType } from "../core/events.ts";
@@ -30,30 +30,90 @@ export interface OutcomeSummary {
   unreadableLines: number;
 }
 
+// O_NONBLOCK: a FIFO planted at the path fails at once (ENXIO) instead of hanging the writer.
+const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Stores holding coalesced lines not handed to a write yet: written synchronously if the process exits first. */
+const unwritten = new Set<StatusStore>();
+let exitHooked = false;
+
 export class StatusStore {
   readonly dir: string;
   private readonly now: () => number;
+  private readonly coalesce: boolean;
+  /** Lines recorded since the last write began (coalesce only). */
+  private pending: string[] = [];
+  private flush: Promise<void> | null = null;
+  private readonly writes = new Set<Promise<void>>();
 
-  constructor(dir: string, now: () => number = Date.now) {
+  /**
+   * `coalesce` (default true): outcomes recorded in one turn of the event loop (a redemption and
+   * every caller that shared it) go out as one append, after those callers were answered, instead
+   * of one open/write/stat/close each on the waiters' wake path.
+   */
+  constructor(dir: string, now: () => number = Date.now, options: { coalesce?: boolean } = {}) {
     this.dir = dir;
     this.now = now;
+    this.coalesce = options.coalesce ?? true;
   }
 
   private get file(): string {
     return join(this.dir, "outcomes.jsonl");
   }
 
-  async record(event: GuardEvent): Promise<void> {
+  record(event: GuardEvent): Promise<void> {
     const record: OutcomeRecord = { at: this.now(), pid: process.pid, type: event.type, provider: event.provider };
     if ("reason" in event) record.reason = event.reason;
     if ("code" in event && event.code !== undefined) record.code = event.code;
     if ("ms" in event) record.ms = event.ms;
-    // O_NONBLOCK: a FIFO planted at the path fails at once (ENXIO) instead of hanging the writer.
-    const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-    const handle = await fsp.open(this.file, flags, FILE_MODE);
+    const line = `${JSON.stringify(record)}\n`;
+    if (!this.coalesce) return this.track(this.append(line));
+    this.pending.push(line);
+    unwritten.add(this);
+    if (!exitHooked) {
+      exitHooked = true;
+      process.on("exit", () => {
+        for (const store of unwritten) store.writePendingSync();
+      });
+    }
+    this.flush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const lines = this.pending.join("");
+      this.pending = [];
+      this.flush = null;
+      unwritten.delete(this);
+      return this.track(this.append(lines));
+    });
+    return this.flush;
+  }
+
+  /** At exit: the coalesced lines no write has taken yet (best effort, like any write at exit). */
+  private writePendingSync(): void {
+    if (this.pending.length === 0) return;
+    const lines = this.pending.join("");
+    this.pending = [];
+    try {
+      const fd = openSync(this.file, APPEND_FLAGS, FILE_MODE);
+      try {
+        writeSync(fd, lines);
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      // The status record is informational; never fail an exit over it.
+    }
+  }
+
+  private track(write: Promise<void>): Promise<void> {
+    this.writes.add(write);
+    write.then(() => this.writes.delete(write), () => this.writes.delete(write));
+    return write;
+  }
+
+  private async append(lines: string): Promise<void> {
+    const handle = await fsp.open(this.file, APPEND_FLAGS, FILE_MODE);
     try {
       if (!(await handle.stat()).isFile()) throw new Error(`${this.file} is not a regular file`);
-      await handle.write(`${JSON.stringify(record)}\n`);
+      await handle.write(lines);
       if ((await handle.stat()).size > MAX_BYTES) await fsp.rename(this.file, join(this.dir, "outcomes.1.jsonl"));
     } finally {
       await handle.close();
@@ -61,6 +121,9 @@ export class StatusStore {
   }
 
   async summary(): Promise<OutcomeSummary> {
+    // This process's own outcomes not written yet.
+    await this.flush?.catch(() => undefined);
+    await Promise.allSettled([...this.writes]);
     const summary: OutcomeSummary = {
       counts: { redeemed: 0, shared: 0, recovered: 0, failed: 0, warning: 0 },
       last: {},

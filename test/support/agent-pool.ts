@@ -2,9 +2,9 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-import type { AgentConfig, CallResult } from "./simulated-agent.ts";
+import type { AgentConfig, CallResult, Mark, Mode, StageTimes } from "./simulated-agent.ts";
 
-export type { AgentConfig, CallResult };
+export type { AgentConfig, CallResult, Mark, Mode, StageTimes };
 
 const AGENT = fileURLToPath(new URL("./simulated-agent.ts", import.meta.url));
 
@@ -23,6 +23,7 @@ export class Agent {
   private nextId = 0;
   private readonly pending = new Map<number, (results: CallResult[]) => void>();
   private stageWaiters: ((stage: string) => void)[] = [];
+  private readonly cpuWaiters = new Map<number, (usage: { cpuUs: number; stages: StageTimes; marks: Mark[] }) => void>();
 
   constructor(config: AgentConfig) {
     this.child = fork(AGENT, [], {
@@ -33,11 +34,25 @@ export class Agent {
     this.child.stderr?.on("data", (chunk: Buffer) => this.output.push(chunk.toString()));
     this.ready = new Promise((resolve, reject) => {
       this.child.once("exit", (code) => reject(new Error(`agent exited early (${code}): ${this.output.join("")}`)));
-      this.child.on("message", (message: { type: string; id?: number; results?: CallResult[]; level?: string; line?: string; stage?: string }) => {
+      this.child.on("message", (message: {
+        type: string;
+        id?: number;
+        results?: CallResult[];
+        level?: string;
+        line?: string;
+        stage?: string;
+        cpuUs?: number;
+        stages?: StageTimes;
+        marks?: Mark[];
+      }) => {
         if (message.type === "ready") resolve();
         if (message.type === "log" && message.line !== undefined) this.logs.push({ level: message.level ?? "info", line: message.line });
         if (message.type === "stage" && message.stage) {
           for (const wake of this.stageWaiters.splice(0)) wake(message.stage);
+        }
+        if (message.type === "cpu" && message.id !== undefined) {
+          this.cpuWaiters.get(message.id)?.({ cpuUs: message.cpuUs ?? 0, stages: message.stages ?? {}, marks: message.marks ?? [] });
+          this.cpuWaiters.delete(message.id);
         }
         if (message.type === "result" && message.id !== undefined && message.results) {
           this.pending.get(message.id)?.(message.results);
@@ -53,11 +68,25 @@ export class Agent {
     return this.logs.map(({ line }) => /event=(\S+)/.exec(line)?.[1] ?? "");
   }
 
-  refresh(refreshToken: string, callers: number): Promise<CallResult[]> {
+  /**
+   * `callers` concurrent refreshes of `refreshToken`. `mode` picks how they are coordinated (see
+   * simulated-agent.ts; default: the guard if the agent runs it); `redeems` marks the process
+   * whose first caller redeems in `floor` mode.
+   */
+  refresh(refreshToken: string, callers: number, options: { mode?: Mode; redeems?: boolean } = {}): Promise<CallResult[]> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      this.child.send({ type: "refresh", id, refreshToken, callers });
+      this.child.send({ type: "refresh", id, refreshToken, callers, ...options });
+    });
+  }
+
+  /** The process's CPU time so far (µs); with `profile`, the guard's step times and marks since the last call. */
+  cpu(): Promise<{ cpuUs: number; stages: StageTimes; marks: Mark[] }> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.cpuWaiters.set(id, resolve);
+      this.child.send({ type: "cpu", id });
     });
   }
 

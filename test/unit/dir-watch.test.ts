@@ -126,4 +126,42 @@ describe("DirWatch", () => {
     await second;
     expect(watchers(watch)).toHaveLength(0);
   });
+
+  it("says why a wait ended: the name that changed, or the timeout", async () => {
+    const watch = new DirWatch([root]);
+    const waiting = watch.wait(["entry.json", "k.lock"], 10_000);
+    await fsp.writeFile(join(root, "entry.json"), "x");
+    expect(await waiting).toEqual({ kind: "event", name: "entry.json" });
+    const timedOut = watch.wait(["other"], 50);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(await timedOut).toEqual({ kind: "timeout" });
+  });
+
+  it("with lingerMs keeps its watchers open between waits, and closes them once nobody waited that long", async () => {
+    const watch = new DirWatch([root], { lingerMs: 150 });
+    const first = watch.wait(["a"], 20);
+    await vi.advanceTimersByTimeAsync(20);
+    await first;
+    expect(watch.watching).toBe(true);
+    const watcher = watchers(watch)[0];
+    const second = watch.wait(["a"], 20);
+    await vi.advanceTimersByTimeAsync(20);
+    await second;
+    // The same watcher served the second wait: nothing was closed and reopened.
+    expect(watchers(watch)[0]).toBe(watcher);
+    // Still open just before the linger runs out, closed once it has.
+    await vi.advanceTimersByTimeAsync(149);
+    expect(watchers(watch)).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(watchers(watch)).toHaveLength(0);
+    expect(watch.watching).toBe(false);
+  });
+
+  it("is not watching where a directory cannot be watched", async () => {
+    const watch = new DirWatch([root, join(root, "missing")], { lingerMs: 1000 });
+    const waiting = watch.wait(["x"], 20);
+    await vi.advanceTimersByTimeAsync(20);
+    await waiting;
+    expect(watch.watching).toBe(false);
+  });
 });
