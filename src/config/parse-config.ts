@@ -55,6 +55,20 @@ const PROVIDER_KEYS = new Set(["enabled", "tokenUrl"]);
 export interface ConfigContext {
   stateDir: string;
   home?: string;
+  /** Environment for XDG_STATE_HOME (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The default guard dir: one per OS user, outside every OpenClaw state dir, so that two state dirs
+ * of one user (a second gateway, a copied ~/.openclaw, a staging install) coordinate with no config.
+ * $XDG_STATE_HOME/openclaw-refresh-guard when XDG_STATE_HOME is an absolute path, else
+ * ~/.local/state/openclaw-refresh-guard.
+ */
+export function defaultGuardDir(home: string, env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_STATE_HOME;
+  const base = xdg && isAbsolute(xdg) ? xdg : join(home, ".local", "state");
+  return join(base, "openclaw-refresh-guard");
 }
 
 /** Parses `raw` (plugins.entries["refresh-guard"].config); throws ConfigError naming the path. */
@@ -105,7 +119,7 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
   }
 
   const home = context.home ?? homedir();
-  const guardDir = parsePath(config.guardDir, join(context.stateDir, PLUGIN_ID), `${CONFIG_ROOT}.guardDir`, home);
+  const guardDir = parsePath(config.guardDir, defaultGuardDir(home, context.env), `${CONFIG_ROOT}.guardDir`, home);
   let codexAuthFile: string | null = join(home, ".codex", "auth.json");
   if (config.codexAuthFile === false) codexAuthFile = null;
   else if (config.codexAuthFile !== undefined) {

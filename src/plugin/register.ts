@@ -6,9 +6,9 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 
 import { PLUGIN_ID, type RefreshGuardConfig, parseConfig } from "../config/parse-config.ts";
-import { installFetchInterceptor, interceptorAttached } from "../hosts/global-fetch.ts";
+import { type SeamReport, attachSeams, seamsAttached } from "../hosts/detect-seam.ts";
 import { GuardRuntime, type HostLogger, type RuntimeDeps } from "./guard-runtime.ts";
-import { type HostAssessment, assessHost } from "../hosts/host-compat.ts";
+import { type HostAssessment, assessHost, needsHostUndici } from "../hosts/host-compat.ts";
 import { formatStatus, type StatusReport } from "../cli/status-report.ts";
 
 /** The part of OpenClaw's plugin API refresh-guard uses (openclaw/plugin-sdk OpenClawPluginApi). */
@@ -39,12 +39,14 @@ interface PluginState {
   runtime: GuardRuntime | null;
   configProblem?: string;
   host: HostAssessment;
+  seams?: SeamReport;
 }
 
 export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = process.env): PluginState {
   const log = api.logger;
   const stateDir = resolveStateDir(api, env);
-  const host = assessHost(hostVersion(api));
+  const version = hostVersion(api);
+  const host = assessHost(version);
   const state: PluginState = { runtime: null, host };
   try {
     const config = parseConfig(api.pluginConfig, { stateDir });
@@ -57,8 +59,14 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
     } else {
       const agentDirs = env.OPENCLAW_AGENT_DIR ? [env.OPENCLAW_AGENT_DIR] : [];
       state.runtime = sharedRuntime(config, { logger: log, stateDir, agentDirs });
-      installFetchInterceptor(state.runtime.routes());
-      log.debug?.(`[refresh-guard] event=attached providers=${config.providers.map((p) => p.id).join(",")} host=${host.version ?? "unknown"}`);
+      const seams = attachSeams(state.runtime.routes(), { hostUndiciRequired: needsHostUndici(version) });
+      state.seams = seams;
+      state.host = assessHost(version, seams);
+      if (!state.host.supported || seams.attached.length === 0) {
+        log.warn(`[refresh-guard] event=not_attached host=${version ?? "unknown"} msg=${JSON.stringify(state.host.note)}`);
+      } else {
+        log.debug?.(`[refresh-guard] event=attached seams=${seams.attached.join(",")} providers=${config.providers.map((p) => p.id).join(",")} host=${version ?? "unknown"}`);
+      }
     }
     // The status command still needs the config even where nothing is attached.
     state.runtime ??= new GuardRuntime(config, { logger: log, stateDir });
@@ -87,10 +95,22 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
 export async function statusReport(state: PluginState): Promise<StatusReport> {
   const report: StatusReport = {
     plugin: { id: PLUGIN_ID, version: PLUGIN_VERSION },
-    host: { ...state.host, hook: interceptorAttached() ? "attached" : "not attached" },
+    host: { ...state.host, ...hookReport(state) },
   };
   if (state.configProblem !== undefined) report.configProblem = state.configProblem;
   if (state.runtime !== null) report.guard = await state.runtime.report();
+  return report;
+}
+
+function hookReport(state: PluginState): Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem"> {
+  const seams = seamsAttached();
+  const report: Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem"> = {
+    hook: seams.length > 0 ? "attached" : "not attached",
+    // The seam a 2026.6+ host refreshes through comes first.
+    seam: seams[0] ?? "none",
+    seams,
+  };
+  if (state.seams?.hostUndiciProblem !== undefined && !seams.includes("host-undici")) report.seamProblem = `host-undici: ${state.seams.hostUndiciProblem}`;
   return report;
 }
 

@@ -7,7 +7,7 @@ import { execFile, spawn } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { isAbsolute, join, relative } from "node:path";
 import { promisify } from "node:util";
 
 import { REPO_ROOT, ensureHost } from "../support/install-host.ts";
@@ -105,12 +105,12 @@ export interface CodexStandIn {
   stop(): Promise<void>;
 }
 
-/** The token endpoint and the Codex responses endpoint, HTTPS on 127.0.0.1:443 (needs root). */
-export async function startCodexStandIn(tls: TestTls): Promise<CodexStandIn> {
+/** The token endpoint and the Codex responses endpoint, HTTPS on <address>:443 (needs root). */
+export async function startCodexStandIn(tls: TestTls, address = "127.0.0.1"): Promise<CodexStandIn> {
   const modelCalls = { ok: 0, denied: 0 };
   const server: StandInEndpoint = new StandInEndpoint({
     tls: { key: tls.key, cert: tls.cert },
-    host: "127.0.0.1",
+    host: address,
     port: 443,
     route: (req: IncomingMessage, res: ServerResponse) => {
       if (req.method !== "POST" || (req.url ?? "").split("?")[0] !== RESPONSES_PATH) return false;
@@ -154,6 +154,10 @@ export interface FetchReport {
   args: string[];
   hookAttached: boolean;
   fetchReplaced: boolean;
+  /** The process loaded the host's own undici module (2026.6+ always do before a refresh). */
+  hostUndiciLoaded?: boolean;
+  /** refresh-guard's wrapper sits on that module's fetch export. */
+  hostUndiciAttached?: boolean;
 }
 
 export interface ProbeResult {
@@ -187,6 +191,8 @@ export class HostWorld {
   readonly tls: TestTls;
   /** Every CLI run made in this world, for the no-secret check. */
   readonly runs: CliRun[] = [];
+  /** Set on every CLI run after the defaults (e.g. the stand-in's address for the DNS preload). */
+  readonly extraEnv: NodeJS.ProcessEnv = {};
 
   private constructor(host: HostUnderTest, root: string, tls: TestTls) {
     this.host = host;
@@ -195,6 +201,11 @@ export class HostWorld {
     this.homeDir = join(root, "home");
     this.reportDir = join(root, "fetch-reports");
     this.tls = tls;
+  }
+
+  /** The guard dir the plugin uses here by default (XDG_STATE_HOME is set per world in cli()). */
+  get guardDir(): string {
+    return join(this.extraEnv.XDG_STATE_HOME ?? join(this.root, "xdg-state"), "openclaw-refresh-guard");
   }
 
   static async create(host: HostUnderTest, tls: TestTls, label: string): Promise<HostWorld> {
@@ -209,7 +220,7 @@ export class HostWorld {
   }
 
   /** Runs `openclaw <args>` with this world's state dir; with `agent`, that agent's OPENCLAW_AGENT_DIR. */
-  cli(args: string[], options: { agent?: string; timeoutMs?: number } = {}): Promise<CliRun> {
+  cli(args: string[], options: { agent?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
     const env: NodeJS.ProcessEnv = {};
     // The host changes behaviour under VITEST / NODE_ENV=test and reads many OPENCLAW_* variables:
     // give it the environment of a user's shell, not the test runner's.
@@ -224,7 +235,10 @@ export class HostWorld {
       NODE_EXTRA_CA_CERTS: this.tls.caBundlePath,
       NODE_OPTIONS: `--import=${DNS_PRELOAD} --import=${FETCH_OBSERVER} --disable-warning=ExperimentalWarning`,
       RG_FETCH_REPORT_DIR: this.reportDir,
+      // Default guard dir (per OS user): one per world unless a test shares one on purpose.
+      XDG_STATE_HOME: join(this.root, "xdg-state"),
     });
+    Object.assign(env, this.extraEnv, options.env);
     if (options.agent !== undefined) env.OPENCLAW_AGENT_DIR = this.agentDir(options.agent);
     const timeoutMs = options.timeoutMs ?? 240_000;
     const started = Date.now();
@@ -354,7 +368,7 @@ export class HostWorld {
         }
       }
     };
-    await walk(join(this.stateDir, dir));
+    await walk(isAbsolute(dir) ? dir : join(this.stateDir, dir));
     return hits;
   }
 
