@@ -36,6 +36,11 @@ export function formatStatus(report: StatusReport): string {
     lines.push(
       `providers: ${guard.providers.length === 0 ? "none enabled" : guard.providers.map((p) => `${p.id} (${p.tokenUrl})`).join(", ")}`,
     );
+    const siblings = guard.siblingStateDirs;
+    lines.push(
+      `sibling state dirs (${siblings.setting === "auto" ? "found: ~/.openclaw, ~/.openclaw-*" : "listed"}): ${siblings.dirs.length === 0 ? "none" : siblings.dirs.join(", ")}`,
+    );
+    lines.push(`codex cli auth: ${guard.codexAuthFile ?? "not read"}`);
     lines.push(
       `locks: ${guard.locks.length === 0 ? "none held" : guard.locks.map((l) => `${l.key} pid ${l.pid ?? "?"} for ${(l.ageMs / 1000).toFixed(1)} s`).join(", ")}`,
     );

@@ -28,6 +28,8 @@ export interface RefreshGuardConfig {
   timing: GuardTiming;
   /** Read the Codex CLI's auth.json when looking for a sibling credential. */
   codexAuthFile: string | null;
+  /** Other OpenClaw state dirs recovery reads: "auto" (~/.openclaw, ~/.openclaw-*) or a list. */
+  siblingStateDirs: "auto" | string[];
 }
 
 interface Bound {
@@ -48,7 +50,7 @@ const BOUNDS: readonly Bound[] = [
   { key: "retentionMs", path: "retentionDays", min: 1, max: 365, scale: 86_400_000 },
 ];
 
-const TOP_KEYS = new Set(["providers", "guardDir", "lock", "requestTimeoutMs", "minValiditySeconds", "retentionDays", "codexAuthFile"]);
+const TOP_KEYS = new Set(["providers", "guardDir", "lock", "requestTimeoutMs", "minValiditySeconds", "retentionDays", "codexAuthFile", "siblingStateDirs"]);
 const LOCK_KEYS = new Set(["staleMs", "waitTimeoutMs", "pollMs"]);
 const PROVIDER_KEYS = new Set(["enabled", "tokenUrl"]);
 
@@ -128,7 +130,14 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
     }
     codexAuthFile = parsePath(config.codexAuthFile, codexAuthFile, `${CONFIG_ROOT}.codexAuthFile`, home);
   }
-  return { guardDir, providers, timing, codexAuthFile };
+  let siblingStateDirs: "auto" | string[] = "auto";
+  const rawDirs = config.siblingStateDirs;
+  if (rawDirs !== undefined && rawDirs !== "auto") {
+    const path = `${CONFIG_ROOT}.siblingStateDirs`;
+    if (!Array.isArray(rawDirs)) throw new ConfigError(path, `expected "auto" or a list of state dir paths, got ${describe(rawDirs)}`);
+    siblingStateDirs = rawDirs.map((dir, index) => parsePath(dir, "", `${path}[${index}]`, home));
+  }
+  return { guardDir, providers, timing, codexAuthFile, siblingStateDirs };
 }
 
 function parseTokenUrl(value: unknown, fallback: string, path: string): string {

@@ -254,7 +254,7 @@ export class RefreshGuard {
       }
       // Spent with no successor in the journal: look for one among the siblings.
       if (allowRecovery) {
-        const recovered = await this.recover(key, current, [...chain, key], latest, redeem, started);
+        const recovered = await this.recover(key, current, [...chain, key], latest, redeem, started, [token, current]);
         if (recovered !== null) return recovered;
       }
       if (allowRecovery) {
@@ -383,17 +383,22 @@ export class RefreshGuard {
     latest: TokenSet | null,
     redeem: Redeem,
     started: number,
+    presented: readonly string[] = [token],
   ): Promise<Resolved | null> {
     const credentials = await this.loadSiblings();
     const accounts = new Set<string>();
     if (latest?.accountId) accounts.add(latest.accountId);
     for (const credential of credentials) {
       const account = accountOf(credential);
-      if (account !== undefined && chain.includes(tokenKey(credential.refreshToken))) accounts.add(account);
+      if (account === undefined) continue;
+      if (chain.includes(tokenKey(credential.refreshToken))) accounts.add(account);
+      // The host's own copy, fenced by its refresh claim, still names the account it belongs to.
+      else if (credential.fencedFrom !== undefined && presented.some((candidate) => credential.fencedFrom!(candidate))) accounts.add(account);
     }
     const seen = new Set(chain);
     const candidates = credentials
       .filter((credential) => {
+        if (credential.fencedFrom !== undefined) return false;
         const account = accountOf(credential);
         const candidateKey = tokenKey(credential.refreshToken);
         if (account === undefined || !accounts.has(account) || seen.has(candidateKey)) return false;
@@ -433,7 +438,14 @@ export class RefreshGuard {
     }
     try {
       const resolved = await this.resolve(candidate.refreshToken, redeem, false, started);
-      return resolved.kind === "set" ? resolved.set : null;
+      if (resolved.kind !== "set") return null;
+      if (candidate.onRedeemed !== undefined && resolved.set.refreshToken !== candidate.refreshToken) {
+        // The sibling's owner still holds the token we just spent: give it the successor.
+        await candidate.onRedeemed(resolved.set).catch((error: Error) =>
+          this.warn("sibling_write_back_failed", `could not hand the successor back to ${candidate.source}: ${(error as NodeJS.ErrnoException).code ?? error.message}`),
+        );
+      }
+      return resolved.set;
     } catch (error) {
       this.warn("sibling_failed", `sibling from ${candidate.source} could not be used: ${(error as RefreshGuardError).code ?? (error as Error).name}`);
       return null;

@@ -8,7 +8,10 @@ import { RefreshGuardError } from "../core/errors.ts";
 import type { TokenGuard } from "../hosts/global-fetch.ts";
 import { ensurePrivateDir } from "../store/guard-dir.ts";
 import type { LockHolder } from "../store/refresh-lock.ts";
-import { codexCliAuth, openClawAgentStores } from "../siblings/openclaw-json-stores.ts";
+import { homedir } from "node:os";
+
+import { codexCliAuth } from "../siblings/openclaw-json-stores.ts";
+import { openClawStores, resolveSiblingStateDirs } from "../siblings/state-dirs.ts";
 import { type GuardEvent, RefreshGuard, type Redeem, type Stage } from "../core/refresh-guard.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";
 import { type OutcomeSummary, StatusStore } from "../store/status-store.ts";
@@ -33,6 +36,9 @@ export interface GuardStatus {
   guardDir: string;
   guardDirProblem?: string;
   providers: { id: string; tokenUrl: string }[];
+  /** State dirs recovery reads besides this one, and whether they were found ("auto") or listed. */
+  siblingStateDirs: { setting: "auto" | "listed"; dirs: string[] };
+  codexAuthFile: string | null;
   locks: { key: string; pid?: number; ageMs: number }[];
   journal: { entries: number; tombstones: number; quarantined: number; bytes: number };
   outcomes: OutcomeSummary["counts"];
@@ -96,7 +102,15 @@ export class GuardRuntime {
 
   private siblingSources(): SiblingSource[] {
     const providers = this.config.providers.map((provider) => provider.id);
-    const sources = [openClawAgentStores({ stateDir: this.deps.stateDir, agentDirs: this.deps.agentDirs ?? [], providers })];
+    const sources = [
+      openClawStores({
+        stateDir: this.deps.stateDir,
+        agentDirs: this.deps.agentDirs ?? [],
+        providers,
+        siblingStateDirs: this.config.siblingStateDirs,
+        home: homedir(),
+      }),
+    ];
     if (this.config.codexAuthFile !== null) sources.push(codexCliAuth(this.config.codexAuthFile));
     return sources;
   }
@@ -123,6 +137,11 @@ export class GuardRuntime {
     const report: GuardStatus = {
       guardDir: this.config.guardDir,
       providers: this.config.providers.map(({ id, tokenUrl }) => ({ id, tokenUrl })),
+      siblingStateDirs: {
+        setting: this.config.siblingStateDirs === "auto" ? "auto" : "listed",
+        dirs: await resolveSiblingStateDirs(this.config.siblingStateDirs, homedir(), this.deps.stateDir),
+      },
+      codexAuthFile: this.config.codexAuthFile,
       locks: [],
       journal: { entries: 0, tombstones: 0, quarantined: 0, bytes: 0 },
       outcomes: { redeemed: 0, shared: 0, recovered: 0, failed: 0, warning: 0 },

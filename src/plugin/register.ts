@@ -49,7 +49,7 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
   const host = assessHost(version);
   const state: PluginState = { runtime: null, host };
   try {
-    const config = parseConfig(api.pluginConfig, { stateDir });
+    const config = parseConfig(api.pluginConfig, { stateDir, env });
     if (api.registrationMode === "cli-metadata" || api.registrationMode === "setup-only") {
       // Loaded only to describe commands or setup: nothing refreshes in this load.
     } else if (config.providers.length === 0) {

@@ -1,11 +1,12 @@
 // Sibling sources on an OpenClaw machine, read-only: every agent's auth-profiles.json under the
 // state dir (plus OPENCLAW_AGENT_DIR's), and the Codex CLI's ~/.codex/auth.json. Torn, corrupt,
 // oversized or special files are skipped with a warning that names the file, never its content.
+import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 import type { SiblingCredential, SiblingSource } from "./sibling-source.ts";
-import { isRecord, jwtAccountId, jwtExpiry } from "../oauth/token-wire.ts";
+import { type TokenSet, isRecord, jwtAccountId, jwtExpiry } from "../oauth/token-wire.ts";
 
 const MAX_STORE_BYTES = 4 * 1024 * 1024;
 
@@ -75,9 +76,42 @@ export function codexCliAuth(file: string): SiblingSource {
       if (typeof tokens.id_token === "string") credential.idToken = tokens.id_token;
       const accountId = typeof tokens.account_id === "string" ? tokens.account_id : credential.accessToken && jwtAccountId(credential.accessToken);
       if (accountId) credential.accountId = accountId;
+      const spent = tokens.refresh_token;
+      credential.onRedeemed = (successor) => writeCodexSuccessor(file, spent, successor);
       return [credential];
     },
   };
+}
+
+/**
+ * The guard redeemed the refresh token it read from the Codex CLI's auth.json: write the successor
+ * back so the Codex CLI does not go on with a spent token. Same JSON shape (every other field kept),
+ * `last_refresh` now, mode 0600, atomic replace (temp file in the same directory, then rename).
+ * Left alone when the file no longer holds `spent` (the Codex CLI rotated it meanwhile).
+ */
+export async function writeCodexSuccessor(file: string, spent: string, successor: TokenSet, now: () => number = Date.now): Promise<void> {
+  const json = await readJsonFile(file, () => undefined, false);
+  if (!isRecord(json) || !isRecord(json.tokens) || json.tokens.refresh_token !== spent) return;
+  const tokens: Record<string, unknown> = { ...json.tokens, access_token: successor.accessToken, refresh_token: successor.refreshToken };
+  if (successor.idToken !== undefined) tokens.id_token = successor.idToken;
+  const account = successor.accountId ?? jwtAccountId(successor.accessToken);
+  if (account !== undefined && tokens.account_id !== undefined) tokens.account_id = account;
+  const next = { ...json, tokens, last_refresh: new Date(now()).toISOString() };
+  const temp = join(dirname(file), `.${randomBytes(6).toString("hex")}.refresh-guard.tmp`);
+  const handle = await fsp.open(temp, "wx", 0o600);
+  try {
+    await handle.writeFile(`${JSON.stringify(next, null, 2)}\n`);
+    await handle.chmod(0o600);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await fsp.rename(temp, file);
+  } catch (error) {
+    await fsp.rm(temp, { force: true });
+    throw error;
+  }
 }
 
 /** Parsed JSON, or undefined (with a warning unless the file is simply absent). */

@@ -1,6 +1,6 @@
 // Where recovery looks for a credential that a sibling already obtained when a refresh token turns
 // out to be spent outside the guard. A source only reads; it never writes a credential.
-import { jwtAccountId } from "../oauth/token-wire.ts";
+import { type TokenSet, jwtAccountId } from "../oauth/token-wire.ts";
 
 export interface SiblingCredential {
   /** Where it came from, for logs: a path or a name, never a token. */
@@ -11,6 +11,20 @@ export interface SiblingCredential {
   idToken?: string;
   /** Access-token expiry, ms since epoch. */
   expiresAt?: number;
+  /**
+   * Called once the guard has redeemed this credential's refresh token (or found its successor in
+   * the journal): the source may hand the successor back to the tool it belongs to, which would
+   * otherwise hold a spent token. Only sources of files another tool owns and expects refreshed
+   * (the Codex CLI's auth.json) set it; OpenClaw's own stores are never written.
+   */
+  onRedeemed?: (successor: TokenSet) => Promise<void>;
+  /**
+   * Set on a copy the host has fenced while refreshing it (2026.6+ write a digest of the refresh
+   * token in its place): never usable, but when it says it was made from the token being refreshed
+   * it tells whose token that is (its account), which the token itself does not. `refreshToken`
+   * then holds the fence value, not a token.
+   */
+  fencedFrom?: (refreshToken: string) => boolean;
 }
 
 export interface SiblingSource {

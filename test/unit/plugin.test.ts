@@ -70,7 +70,7 @@ describe("registerRefreshGuard", () => {
 
   it("attaches the fetch hook for an enabled provider and guards its token POSTs", async () => {
     const { api, lines } = fakeApi({ providers: { "openai-codex": { enabled: true, tokenUrl: server.url } } });
-    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir });
+    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
     expect(interceptorAttached()).toBe(true);
     const credential = server.issue("acct-plugin");
     const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: credential.refresh, client_id: "c" }).toString();
@@ -83,7 +83,7 @@ describe("registerRefreshGuard", () => {
 
   it("leaves fetch untouched when no provider is enabled", () => {
     const { api } = fakeApi({ providers: { "openai-codex": { enabled: false } } });
-    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir });
+    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
     expect(globalThis.fetch).toBe(originalFetch);
   });
 
@@ -95,21 +95,21 @@ describe("registerRefreshGuard", () => {
       },
     });
     api.registrationMode = "cli-metadata";
-    expect(() => registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir })).not.toThrow();
+    expect(() => registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") })).not.toThrow();
     expect(globalThis.fetch).toBe(originalFetch);
     expect(commands["refresh-guard status"]).toBeTypeOf("function");
   });
 
   it("logs a bad config with its full path, attaches nothing, and does not throw into the host", () => {
     const { api, lines } = fakeApi({ providers: { "openai-codex": { enabled: true } }, lock: { staleMs: -1 } });
-    expect(() => registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir })).not.toThrow();
+    expect(() => registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") })).not.toThrow();
     expect(globalThis.fetch).toBe(originalFetch);
     expect(lines.join("\n")).toContain('plugins.entries[\\"refresh-guard\\"].config.lock.staleMs');
   });
 
   it("status --json reports host, providers, journal and outcomes, and contains no token", async () => {
     const { api, commands } = fakeApi({ providers: { "openai-codex": { enabled: true, tokenUrl: server.url } } });
-    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir });
+    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
     const credential = server.issue("acct-status");
     const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: credential.refresh }).toString();
     await Promise.all([1, 2].map(() => fetch(server.url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body })));
@@ -117,7 +117,7 @@ describe("registerRefreshGuard", () => {
     const json = await captureStdout(() => commands["refresh-guard status"]!({ json: true }));
     const report = JSON.parse(json);
     expect(report.host).toMatchObject({ version: "2026.4.15", supported: true, hook: "attached" });
-    expect(report.guard.guardDir).toBe(join(stateDir, "refresh-guard"));
+    expect(report.guard.guardDir).toBe(join(stateDir, "xdg", "openclaw-refresh-guard"));
     expect(report.guard.providers).toEqual([{ id: "openai-codex", tokenUrl: server.url }]);
     expect(report.guard.journal.entries).toBe(1);
     expect(report.guard.outcomes).toMatchObject({ redeemed: 1, shared: 1, failed: 0 });
