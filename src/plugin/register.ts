@@ -18,7 +18,12 @@ export interface PluginApi {
   registrationMode?: string;
   logger: HostLogger;
   version?: string;
-  runtime?: { version?: string; state?: { resolveStateDir?: (env?: NodeJS.ProcessEnv) => string } };
+  runtime?: {
+    version?: string;
+    state?: { resolveStateDir?: (env?: NodeJS.ProcessEnv) => string };
+    /** 2026.6+: the live OpenClaw config. */
+    config?: { current?: () => unknown };
+  };
   registerCli?: (
     registrar: (ctx: { program: CliProgram }) => void | Promise<void>,
     opts?: { commands?: string[]; descriptors?: { name: string; description: string; hasSubcommands: boolean }[] },
@@ -49,7 +54,7 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
   const host = assessHost(version);
   const state: PluginState = { runtime: null, host };
   try {
-    const config = parseConfig(api.pluginConfig, { stateDir, env });
+    const config = parseConfig(pluginConfigOf(api), { stateDir, env });
     if (api.registrationMode === "cli-metadata" || api.registrationMode === "setup-only") {
       // Loaded only to describe commands or setup: nothing refreshes in this load.
     } else if (config.providers.length === 0) {
@@ -128,6 +133,25 @@ function sharedRuntime(config: RefreshGuardConfig, deps: RuntimeDeps): GuardRunt
     runtimes.set(key, runtime);
   }
   return runtime;
+}
+
+/**
+ * The plugin's config. 2026.6/2026.7 register plugins once early in a CLI run ("discovery") with
+ * only the manifest's defaults in pluginConfig, and may refresh OAuth tokens before the next
+ * registration brings the user's config (measured on 2026.7.35: `models status --probe` refreshed
+ * there). The live config (api.runtime.config.current()) already holds it then.
+ */
+function pluginConfigOf(api: PluginApi): Record<string, unknown> | undefined {
+  const given = api.pluginConfig;
+  if (given !== undefined && "providers" in given) return given;
+  try {
+    const current = api.runtime?.config?.current?.() as { plugins?: { entries?: Record<string, { config?: unknown }> } } | undefined;
+    const entry = current?.plugins?.entries?.[PLUGIN_ID]?.config;
+    if (entry !== null && typeof entry === "object" && !Array.isArray(entry)) return entry as Record<string, unknown>;
+  } catch {
+    // A runtime that refuses access (cli-metadata loads): keep what the host passed.
+  }
+  return given;
 }
 
 /** The host's version; null where the runtime is absent or refuses access (2026.9's cli-metadata load). */

@@ -2,11 +2,15 @@
 // - the stand-in listens on 198.18.0.1:443 (RFC 2544, which the host's SSRF policy for the token
 //   POST allows; a loopback answer is refused before any fetch), added to `lo` if missing;
 // - credentials are seeded straight into the host's SQLite stores with node:sqlite before the host
-//   runs (the shared store `<state>/state/openclaw.sqlite`, table config_machine_state), in a
-//   database the host created itself (`openclaw config set`/`plugins install` create it);
+//   runs, in a database the host created itself:
+//   2026.9.x: the shared store `<state>/state/openclaw.sqlite`, table config_machine_state (any
+//   command creates the database: `openclaw config set`, `plugins install`);
+//   2026.6.x/7.x: the main agent's `<state>/agents/main/agent/openclaw-agent.sqlite`, table
+//   auth_profile_store, which only `openclaw doctor --fix` creates (importing auth-profiles.json):
+//   made once per host in a template world, then copied (VACUUM INTO) into each world;
 // - probes name provider `openai` and own the whole state dir, so concurrency comes from state dirs.
 import { execFileSync } from "node:child_process";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
@@ -17,6 +21,8 @@ import { type CliRun, type HostWorld, type OAuthProfile, PLUGIN_ID, parseJsonOut
 const { DatabaseSync } = createRequire(import.meta.url)("node:sqlite") as typeof import("node:sqlite");
 
 export const STAND_IN_ADDRESS = "198.18.0.1";
+/** Answered for the OpenAI names behind the managed proxy; never connected to. */
+export const PUBLIC_PLACEHOLDER_ADDRESS = "8.8.8.8";
 export const PROFILE = "openai:default";
 export const FENCE_PREFIX = "openclaw-oauth-refresh-fence:";
 export const REFRESH_FAILED_9X = "OAuth token refresh failed for openai";
@@ -34,10 +40,24 @@ export function ensureLoopbackAddress(address = STAND_IN_ADDRESS): void {
   }
 }
 
-/** The env every 9.x CLI run gets: DNS preload answers with the stand-in's address. */
-export function use9xNetwork(world: HostWorld, sharedStateHome?: string): void {
+const probeEnvs = new WeakMap<HostWorld, NodeJS.ProcessEnv>();
+
+/**
+ * The env every 9.x CLI run gets: the DNS preload answers with the stand-in's address. With
+ * `managedProxy` (2026.6/2026.7, whose token policy refuses every special-use address, RFC 2544
+ * included), probes also run behind that HTTPS proxy as an OpenClaw managed proxy
+ * (OPENCLAW_PROXY_ACTIVE=1 + HTTPS_PROXY): the host then hands the token POST to an
+ * EnvHttpProxyAgent without resolving the name. Only probes: `plugins install` runs npm, which must
+ * reach the registry, not the stand-in.
+ */
+export function use9xNetwork(world: HostWorld, options: { stateHome?: string | undefined; managedProxy?: string | undefined } = {}): void {
   world.extraEnv.RG_DNS_ADDRESS = STAND_IN_ADDRESS;
-  if (sharedStateHome !== undefined) world.extraEnv.XDG_STATE_HOME = sharedStateHome;
+  if (options.stateHome !== undefined) world.extraEnv.XDG_STATE_HOME = options.stateHome;
+  if (options.managedProxy !== undefined) {
+    // 2026.6.6 still checks the name's address before handing the POST to the proxy: answer with a
+    // public address, which is never contacted (the proxy tunnels both names to the stand-in).
+    probeEnvs.set(world, { HTTPS_PROXY: options.managedProxy, OPENCLAW_PROXY_ACTIVE: "1", RG_DNS_ADDRESS: PUBLIC_PLACEHOLDER_ADDRESS });
+  }
 }
 
 /** A cheap command that makes the host create its state dir and SQLite store. */
@@ -58,8 +78,84 @@ function sharedDbPath(world: HostWorld): string {
   return join(world.stateDir, "state", "openclaw.sqlite");
 }
 
+function mainAgentDbPath(world: HostWorld): string {
+  return join(world.agentDir("main"), "openclaw-agent.sqlite");
+}
+
 export function profileOf(credential: Credential): OAuthProfile {
   return { type: "oauth", provider: "openai", access: credential.access, refresh: credential.refresh, expires: credential.expires, accountId: credential.accountId };
+}
+
+/** Where a host version keeps the main agent's credentials: null = shared store (9.x), else a template agent DB. */
+const agentTemplates = new Map<string, string | null>();
+
+function hasTable(path: string, table: string): boolean {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Finds where this host stores credentials (in `world`, which must be fresh and not reused), and
+ * for agent-store hosts makes the template agent database with `openclaw doctor --fix`.
+ */
+export async function prepareStoreLayout(world: HostWorld): Promise<"shared" | "agent"> {
+  const known = agentTemplates.get(world.host.version);
+  if (known !== undefined) return known === null ? "shared" : "agent";
+  await initState(world);
+  if (hasTable(sharedDbPath(world), "config_machine_state")) {
+    agentTemplates.set(world.host.version, null);
+    return "shared";
+  }
+  // A valid-looking credential (never sent anywhere: doctor refreshes only expired ones).
+  await mkdir(world.agentDir("main"), { recursive: true });
+  const placeholder = { type: "oauth", provider: "openai", access: "template", refresh: "template", expires: Date.now() + 86_400_000, accountId: "template" };
+  await writeFile(join(world.agentDir("main"), "auth-profiles.json"), JSON.stringify({ version: 1, profiles: { [PROFILE]: placeholder } }));
+  const doctor = await world.cli(["doctor", "--fix", "--non-interactive"], { timeoutMs: 180_000 });
+  if (doctor.code !== 0 || !hasTable(mainAgentDbPath(world), "auth_profile_store")) {
+    throw new Error(`openclaw doctor --fix did not create the agent store:\n${doctor.stderr.slice(-2000)}`);
+  }
+  const template = join(world.root, "agent-template.sqlite");
+  const db = new DatabaseSync(mainAgentDbPath(world));
+  try {
+    db.exec(`VACUUM INTO '${template.replaceAll("'", "''")}'`);
+  } finally {
+    db.close();
+  }
+  // Kept for the whole run: the world that made it is cleaned up by the OS temp dir, not here.
+  const kept = join(world.root, "..", `rg-agent-template-${world.host.version}-${process.pid}.sqlite`);
+  await copyFile(template, kept);
+  agentTemplates.set(world.host.version, kept);
+  return "agent";
+}
+
+/**
+ * Writes `profiles` as the store the host reads in this world (shared store on 9.x, main agent store
+ * on 6.x/7.x) and clears cooldowns. The host must not be running. Needs prepareStoreLayout() first.
+ */
+export async function seedStore(world: HostWorld, profiles: Record<string, OAuthProfile>): Promise<void> {
+  const template = agentTemplates.get(world.host.version);
+  if (template === undefined) throw new Error(`prepareStoreLayout() has not run for ${world.host.version}`);
+  if (template === null) {
+    seedSharedStore(world, profiles);
+    return;
+  }
+  const path = mainAgentDbPath(world);
+  const exists = await readFile(path).then(() => true, () => false);
+  if (!exists) {
+    await mkdir(world.agentDir("main"), { recursive: true });
+    await copyFile(template, path);
+  }
+  const db = new DatabaseSync(path);
+  try {
+    db.prepare("INSERT OR REPLACE INTO auth_profile_store(store_key, store_json, updated_at) VALUES ('primary', ?, ?)").run(JSON.stringify({ version: 1, profiles }), Date.now());
+    db.prepare("DELETE FROM auth_profile_state").run();
+  } finally {
+    db.close();
+  }
 }
 
 /** Writes the shared auth store (and its location marker) and clears cooldowns. The host must not be running. */
@@ -75,30 +171,47 @@ export function seedSharedStore(world: HostWorld, profiles: Record<string, OAuth
   }
 }
 
-/** Every store of the world: the shared one and each agent's, by a short name. */
-export function readStores(world: HostWorld): Record<string, Record<string, OAuthProfile>> {
-  const stores: Record<string, Record<string, OAuthProfile>> = {};
-  const db = new DatabaseSync(sharedDbPath(world), { readOnly: true });
+function readJsonRow(path: string, sql: string): Record<string, OAuthProfile> | null {
+  let db: InstanceType<typeof DatabaseSync>;
   try {
-    const row = db.prepare("SELECT value_json FROM config_machine_state WHERE state_key = 'authProfiles.store'").get() as { value_json?: string } | undefined;
-    stores.shared = row?.value_json ? (JSON.parse(row.value_json) as { profiles: Record<string, OAuthProfile> }).profiles : {};
+    db = new DatabaseSync(path, { readOnly: true });
+  } catch {
+    return null;
+  }
+  try {
+    const row = db.prepare(sql).get() as { json?: string } | undefined;
+    return row?.json ? (JSON.parse(row.json) as { profiles: Record<string, OAuthProfile> }).profiles : null;
+  } catch {
+    return null;
   } finally {
     db.close();
+  }
+}
+
+/** Every store of the world: the shared one ("shared") and each agent's ("agent:<id>"). */
+export async function readStores(world: HostWorld): Promise<Record<string, Record<string, OAuthProfile>>> {
+  const stores: Record<string, Record<string, OAuthProfile>> = {};
+  const shared = readJsonRow(sharedDbPath(world), "SELECT value_json AS json FROM config_machine_state WHERE state_key = 'authProfiles.store'");
+  if (shared !== null) stores.shared = shared;
+  for (const agent of await readdir(join(world.stateDir, "agents")).catch(() => [] as string[])) {
+    const profiles = readJsonRow(join(world.agentDir(agent), "openclaw-agent.sqlite"), "SELECT store_json AS json FROM auth_profile_store WHERE store_key = 'primary'");
+    if (profiles !== null) stores[`agent:${agent}`] = profiles;
   }
   return stores;
 }
 
-/** The shared store's profile, or throws. */
-export function readSharedProfile(world: HostWorld, id = PROFILE): OAuthProfile {
-  const profile = readStores(world).shared?.[id];
-  if (profile === undefined) throw new Error(`${world.stateDir}: no ${id} in the shared store`);
+/** The profile from the store the host reads (shared on 9.x, main agent on 6.x/7.x), or throws. */
+export async function readProfile(world: HostWorld, id = PROFILE): Promise<OAuthProfile> {
+  const stores = await readStores(world);
+  const profile = stores.shared?.[id] ?? stores["agent:main"]?.[id];
+  if (profile === undefined) throw new Error(`${world.stateDir}: no ${id} in the shared or main agent store`);
   return profile;
 }
 
 /** Profiles (store#id) whose access or refresh token is a terminal refresh fence. */
-export function fencedProfiles(world: HostWorld): string[] {
+export async function fencedProfiles(world: HostWorld): Promise<string[]> {
   const fenced: string[] = [];
-  for (const [store, profiles] of Object.entries(readStores(world))) {
+  for (const [store, profiles] of Object.entries(await readStores(world))) {
     for (const [id, profile] of Object.entries(profiles)) {
       if (String(profile.refresh).startsWith(FENCE_PREFIX) || String(profile.access).startsWith(FENCE_PREFIX)) fenced.push(`${store}#${id}`);
     }
@@ -120,7 +233,7 @@ export interface ProbeRun9x {
 /** `openclaw models status --probe --probe-provider openai --json` in the world's state dir. */
 export async function probe9x(world: HostWorld, env: NodeJS.ProcessEnv = {}): Promise<ProbeRun9x> {
   const args = ["models", "status", "--probe", "--probe-provider", "openai", "--probe-timeout", "20000", "--json"];
-  const run = await world.cli(args, { timeoutMs: 240_000, env });
+  const run = await world.cli(args, { timeoutMs: 240_000, env: { ...probeEnvs.get(world), ...env } });
   if (run.code !== 0) throw new Error(`probe in ${world.stateDir} exited ${run.code ?? run.signal}:\n${run.stderr.slice(-3000)}`);
   const json = parseJsonOutput(run.stdout) as { auth?: { probes?: { results?: { profileId?: string; status?: string; error?: string }[] } } };
   const results = (json.auth?.probes?.results ?? []).map((result) => {

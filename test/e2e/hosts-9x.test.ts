@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import type { StatusReport } from "../../src/cli/status-report.ts";
+import { type ConnectProxy, startConnectProxy } from "../support/connect-proxy.ts";
 import { type TestTls, createTestTls } from "../support/tls.ts";
 import type { Credential } from "../support/token-endpoint-server.ts";
 import {
@@ -30,6 +31,7 @@ import {
   startCodexStandIn,
 } from "./harness.ts";
 import {
+  FENCE_PREFIX,
   INSTALL_FLAGS_9X,
   PROFILE,
   REFRESH_FAILED_9X,
@@ -42,8 +44,9 @@ import {
   probe9x,
   profileOf,
   readCodexAuth,
-  readSharedProfile,
-  seedSharedStore,
+  prepareStoreLayout,
+  readProfile,
+  seedStore,
   use9xNetwork,
   writeCodexAuth,
 } from "./harness-9x.ts";
@@ -54,15 +57,27 @@ const MAIN_HOST = "2026.9.6";
 /** Older 9.x-line hosts: the seam attaches and the two-state-dir race is cured. */
 const COMPAT_HOSTS = (process.env.RG_E2E_9X_COMPAT ?? "2026.6.6,2026.7.35").split(",").filter(Boolean);
 
+/**
+ * How each host reaches the stand-in. 2026.9.6's token policy allows RFC 2544 addresses, so its
+ * token POST goes straight to 198.18.0.1 through DNS pinning; 2026.6/2026.7 refuse them and reach
+ * it through a managed HTTPS proxy (see use9xNetwork).
+ */
+/** `plugins install <tgz>` flags each host needs to install without prompting (6.6/7.35 have no --accept-capabilities). */
+const INSTALL_FLAGS: Record<string, string[]> = { [MAIN_HOST]: INSTALL_FLAGS_9X };
+
+const NETWORK: Record<string, "rfc2544" | "managed-proxy"> = { [MAIN_HOST]: "rfc2544" };
+
 let tls: TestTls;
 let plugin: PackedPlugin;
+let proxy: ConnectProxy;
 const hosts = new Map<string, Promise<HostUnderTest>>();
 
 beforeAll(async () => {
   ensureLoopbackAddress(STAND_IN_ADDRESS);
   tls = createTestTls();
+  proxy = await startConnectProxy({ hosts: ["auth.openai.com", "chatgpt.com"], target: STAND_IN_ADDRESS });
   for (const version of [MAIN_HOST, ...COMPAT_HOSTS]) {
-    const pending = hostUnderTest(version, INSTALL_FLAGS_9X);
+    const pending = hostUnderTest(version, INSTALL_FLAGS[version] ?? ["--force"]);
     pending.catch(() => undefined);
     hosts.set(version, pending);
   }
@@ -72,6 +87,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await printSummary();
   await plugin?.cleanup();
+  await proxy?.stop();
   tls?.cleanup();
 });
 
@@ -88,8 +104,9 @@ function note(summary: ScenarioSummary, codex: CodexStandIn, statuses: string[],
 
 /** A world on this host, the stand-in reached through the 9.x network path. `plugin`: installed and enabled. */
 async function world9x(host: HostUnderTest, label: string, options: { plugin: boolean; stateHome?: string; config?: Record<string, unknown> }): Promise<HostWorld> {
+  await layoutOf(host);
   const world = await HostWorld.create(host, tls, label);
-  use9xNetwork(world, options.stateHome);
+  use9xNetwork(world, networkOptions(host, options.stateHome));
   if (options.plugin) {
     const install = await world.installPlugin(plugin.tgz);
     expect(install.stdout).toContain(PLUGIN_ID);
@@ -100,17 +117,44 @@ async function world9x(host: HostUnderTest, label: string, options: { plugin: bo
   return world;
 }
 
+function networkOptions(host: HostUnderTest, stateHome?: string): Parameters<typeof use9xNetwork>[1] {
+  return { stateHome, managedProxy: (NETWORK[host.version] ?? "managed-proxy") === "managed-proxy" ? proxy.url : undefined };
+}
+
+/** For a failed setup: stop the stand-in (it holds 198.18.0.1:443), then fail. */
+function stopAndThrow(codex: CodexStandIn): (error: unknown) => Promise<never> {
+  return async (error) => {
+    await codex.stop();
+    throw error;
+  };
+}
+
+const layouts = new Map<string, Promise<"shared" | "agent">>();
+
+/** Where this host keeps credentials; made once per host in a throwaway world. */
+function layoutOf(host: HostUnderTest): Promise<"shared" | "agent"> {
+  let layout = layouts.get(host.version);
+  if (layout === undefined) {
+    layout = (async () => {
+      const world = await HostWorld.create(host, tls, "layout");
+      use9xNetwork(world, networkOptions(host));
+      try {
+        return await prepareStoreLayout(world);
+      } finally {
+        await world.cleanup();
+      }
+    })();
+    layouts.set(host.version, layout);
+  }
+  return layout;
+}
+
 /** The stand-in forgets the access tokens held in `worlds` and each store marks them expired. */
-function expireEverywhere(codex: CodexStandIn, worlds: readonly HostWorld[], ids: readonly string[] = [PROFILE]): void {
+async function expireEverywhere(codex: CodexStandIn, worlds: readonly HostWorld[]): Promise<void> {
   for (const world of worlds) {
-    const profiles = Object.fromEntries(
-      ids.map((id) => {
-        const profile = readSharedProfile(world, id);
-        codex.server.expire({ access: profile.access, refresh: profile.refresh, idToken: "", expires: profile.expires, accountId: profile.accountId ?? "" });
-        return [id, { ...profile, expires: Date.now() - MINUTE }];
-      }),
-    );
-    seedSharedStore(world, profiles);
+    const profile = await readProfile(world, PROFILE);
+    codex.server.expire({ access: profile.access, refresh: profile.refresh, idToken: "", expires: profile.expires, accountId: profile.accountId ?? "" });
+    await seedStore(world, { [PROFILE]: { ...profile, expires: Date.now() - MINUTE } });
   }
 }
 
@@ -134,23 +178,31 @@ async function twoStateDirsWithout(host: HostUnderTest): Promise<void> {
   const started = Date.now();
   const summary = newSummary(host, "without plugin, 2 state dirs x 1 rotation");
   const codex = await startCodexStandIn(tls, STAND_IN_ADDRESS);
-  const worlds = await Promise.all(["bare-a", "bare-b"].map((label) => world9x(host, label, { plugin: false })));
+  const worlds = await Promise.all(["bare-a", "bare-b"].map((label) => world9x(host, label, { plugin: false }))).catch(stopAndThrow(codex));
   try {
     const credential = codex.server.expire(codex.server.issue(ACCOUNT));
-    for (const world of worlds) seedSharedStore(world, { [PROFILE]: profileOf(credential) });
+    for (const world of worlds) await seedStore(world, { [PROFILE]: profileOf(credential) });
     const probes = await Promise.all(worlds.map((world) => probe9x(world)));
     const statuses = probes.map((probe) => probe.results[0]!.status);
     note(summary, codex, statuses, probes.map((probe) => probe.run.ms));
 
-    expect(codex.server.counters.requests).toBe(2);
+    // 2026.9.6 sends the spent token once; 2026.7.35 retries it (measured: 3 requests).
+    expect(codex.server.counters.requests).toBeGreaterThanOrEqual(2);
     expect(codex.server.counters.redemptions).toBe(1);
-    expect(codex.server.counters.reuses).toBe(1);
+    expect(codex.server.counters.reuses).toBeGreaterThanOrEqual(1);
     expect(statuses.filter((status) => status === "ok")).toHaveLength(1);
     const loser = probes.find((probe) => probe.results[0]!.status !== "ok")!;
     expect(loser.results[0]!.error).toContain(REFRESH_FAILED_9X);
     expect(loser.results[0]!.error).toContain("refresh_token_reused");
-    // The loser's credential is fenced for good: a re-login is the only way back.
-    expect(worlds.flatMap((world) => fencedProfiles(world))).toEqual(["shared#openai:default"]);
+    // The loser is stuck: 2026.9.6 fences its credential for good; 2026.6/2026.7 keep the spent
+    // token, which fails every later refresh the same way. A re-login is the only way back.
+    const fenced = (await Promise.all(worlds.map((world) => fencedProfiles(world)))).flat();
+    const spent = (await Promise.all(worlds.map((world) => readProfile(world)))).filter(
+      (profile) => !profile.refresh.startsWith(FENCE_PREFIX) && !codex.server.refreshLive(profile.refresh),
+    );
+    expect(fenced.length + spent.length).toBe(1);
+    if (host.version === MAIN_HOST) expect(fenced).toEqual([expect.stringMatching(/#openai:default$/)]);
+    summary.notes = [fenced.length === 1 ? "loser fenced" : "loser keeps a spent token (no fence on this host)"];
     for (const probe of probes) expect(await hookAttachedIn(worlds[probes.indexOf(probe)]!, probe.run)).toBe(false);
   } finally {
     summary.seconds = (Date.now() - started) / 1000;
@@ -167,12 +219,12 @@ async function twoStateDirsWith(host: HostUnderTest, rotations: number, checkSta
   // One OS user, two state dirs: the default per-user guard dir is the same for both.
   const user = await mkdtemp(join(tmpdir(), "rg-e2e-user-"));
   const stateHome = join(user, "xdg-state");
-  const worlds = await Promise.all(["guarded-a", "guarded-b"].map((label) => world9x(host, label, { plugin: true, stateHome })));
+  const worlds = await Promise.all(["guarded-a", "guarded-b"].map((label) => world9x(host, label, { plugin: true, stateHome }))).catch(stopAndThrow(codex));
   try {
     const credential = codex.server.expire(codex.server.issue(ACCOUNT));
-    for (const world of worlds) seedSharedStore(world, { [PROFILE]: profileOf(credential) });
+    for (const world of worlds) await seedStore(world, { [PROFILE]: profileOf(credential) });
     for (let rotation = 1; rotation <= rotations; rotation += 1) {
-      if (rotation > 1) expireEverywhere(codex, worlds);
+      if (rotation > 1) await expireEverywhere(codex, worlds);
       const probes = await Promise.all(worlds.map((world) => probe9x(world)));
       note(summary, codex, probes.map((probe) => probe.results[0]!.status), probes.map((probe) => probe.run.ms));
 
@@ -180,8 +232,8 @@ async function twoStateDirsWith(host: HostUnderTest, rotations: number, checkSta
         worlds.map(() => [[PROFILE, "ok", undefined]]),
       );
       expect(codex.server.counters).toMatchObject({ requests: rotation, redemptions: rotation, reuses: 0, invalid: 0 });
-      expect(worlds.flatMap((world) => fencedProfiles(world))).toEqual([]);
-      const profiles = worlds.map((world) => readSharedProfile(world));
+      expect((await Promise.all(worlds.map((world) => fencedProfiles(world)))).flat()).toEqual([]);
+      const profiles = await Promise.all(worlds.map((world) => readProfile(world)));
       expect(new Set(profiles.map((profile) => profile.refresh)).size).toBe(1);
       expect(codex.server.refreshLive(profiles[0]!.refresh)).toBe(true);
       for (const profile of profiles) expect(codex.server.accessValid(profile.access)).toBe(true);
@@ -233,7 +285,7 @@ async function seedCodexRotated(codex: CodexStandIn, world: HostWorld, codexCase
   const imported = codex.server.expire(codex.server.issue(ACCOUNT));
   // Expired: the Codex CLI's access token ran out an hour ago (its JWT says so, as a real one would).
   const held = codex.server.redeemOutside(imported.refresh, codexCase.accessValid ? 3600 : -3600)!;
-  seedSharedStore(world, { [PROFILE]: profileOf(imported) });
+  await seedStore(world, { [PROFILE]: profileOf(imported) });
   await writeCodexAuth(world.homeDir, held);
   return held;
 }
@@ -246,7 +298,7 @@ async function codexRotated(host: HostUnderTest): Promise<void> {
     const [bare, guarded] = await Promise.all([
       world9x(host, `codex-bare`, { plugin: false }),
       world9x(host, `codex-guarded`, { plugin: true }),
-    ]);
+    ]).catch(stopAndThrow(codex));
     try {
       const heldBare = await seedCodexRotated(codex, bare, codexCase);
       const heldGuarded = await seedCodexRotated(codex, guarded, codexCase);
@@ -258,14 +310,14 @@ async function codexRotated(host: HostUnderTest): Promise<void> {
       // Without: OpenClaw presents its spent copy, loses, and fences the profile.
       expect(without.results[0]!.status).not.toBe("ok");
       expect(without.results[0]!.error).toContain("refresh_token_reused");
-      expect(fencedProfiles(bare)).toEqual(["shared#openai:default"]);
+      expect(await fencedProfiles(bare)).toEqual([expect.stringMatching(/#openai:default$/)]);
       // Bare's Codex CLI file is untouched.
       expect((await readCodexAuth(bare.homeDir)).tokens.refresh_token).toBe(heldBare.refresh);
 
       // With: the reuse is answered with the Codex CLI's credential (adopted, or redeemed once).
       expect(withPlugin.results[0], withPlugin.run.stderr.slice(-4000)).toEqual({ profile: PROFILE, status: "ok" });
-      expect(fencedProfiles(guarded)).toEqual([]);
-      const profile = readSharedProfile(guarded);
+      expect(await fencedProfiles(guarded)).toEqual([]);
+      const profile = await readProfile(guarded);
       expect(codex.server.accessValid(profile.access)).toBe(true);
       const codexFile = await readCodexAuth(guarded.homeDir);
       const mode = (await stat(codexAuthPath(guarded.homeDir))).mode & 0o777;
@@ -306,11 +358,13 @@ async function twoProfileIds(host: HostUnderTest): Promise<void> {
   const started = Date.now();
   const summary = newSummary(host, "2 profile ids, one refresh token, without then with plugin");
   const codex = await startCodexStandIn(tls, STAND_IN_ADDRESS);
-  const [bare, guarded] = await Promise.all([world9x(host, "ids-bare", { plugin: false }), world9x(host, "ids-guarded", { plugin: true })]);
+  const [bare, guarded] = await Promise.all([world9x(host, "ids-bare", { plugin: false }), world9x(host, "ids-guarded", { plugin: true })]).catch(
+    stopAndThrow(codex),
+  );
   try {
     for (const world of [bare, guarded]) {
       const profile = profileOf(codex.server.expire(codex.server.issue(ACCOUNT)));
-      seedSharedStore(world, Object.fromEntries(PROFILES.map((id) => [id, profile])));
+      await seedStore(world, Object.fromEntries(PROFILES.map((id) => [id, profile])));
     }
     const without = await probe9x(bare);
     const afterBare = { ...codex.server.counters };
@@ -321,13 +375,13 @@ async function twoProfileIds(host: HostUnderTest): Promise<void> {
     expect(afterBare).toMatchObject({ requests: 2, redemptions: 1, reuses: 1 });
     // The probe itself may still pass on the winner's in-memory credential (measured: both "ok"),
     // but the loser's stored profile is fenced for good.
-    expect(fencedProfiles(bare)).toHaveLength(1);
+    expect(await fencedProfiles(bare)).toHaveLength(1);
 
     expect(withPlugin.results.map((result) => [result.profile, result.status]).sort()).toEqual(PROFILES.map((id) => [id, "ok"]).sort());
     expect(codex.server.counters.requests - afterBare.requests).toBe(1);
     expect(codex.server.counters.redemptions - afterBare.redemptions).toBe(1);
     expect(codex.server.counters.reuses).toBe(afterBare.reuses);
-    expect(fencedProfiles(guarded)).toEqual([]);
+    expect(await fencedProfiles(guarded)).toEqual([]);
     await expectNoSecretsLeaked(codex, [bare, guarded]);
   } finally {
     summary.seconds = (Date.now() - started) / 1000;
