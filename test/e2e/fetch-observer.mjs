@@ -51,6 +51,7 @@ if (dir) {
     }
   };
   process.on("exit", write);
-  // Long-running processes (a gateway): SIGUSR2 writes the report now, without exiting.
-  process.on("SIGUSR2", () => write(null));
+  // Long-running processes (a gateway): RG_FETCH_REPORT_EVERY_MS also writes it while running.
+  const every = Number(process.env.RG_FETCH_REPORT_EVERY_MS);
+  if (every > 0) setInterval(() => write(null), every).unref();
 }

@@ -274,3 +274,64 @@ export async function writeCodexAuth(home: string, credential: Credential, lastR
 export async function readCodexAuth(home: string): Promise<CodexAuthFile> {
   return JSON.parse(await readFile(codexAuthPath(home), "utf8")) as CodexAuthFile;
 }
+
+// ---------------------------------------------------------------------------------------------
+// A running gateway
+
+export interface GatewayRun {
+  pid: number;
+  /** Everything it printed so far. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on loopback (closed again before returning). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * `openclaw gateway --port <port> --bind loopback --auth none` in the world, in its own process
+ * group (it starts a spawn broker), until it prints "ready". The fetch observer writes its report
+ * every second while it runs.
+ */
+export async function startGateway(world: HostWorld, timeoutMs = 180_000): Promise<GatewayRun> {
+  const { spawn } = await import("node:child_process");
+  const port = await freePort();
+  const env = world.cliEnv({ env: { RG_FETCH_REPORT_EVERY_MS: "1000" } });
+  const child = spawn(world.host.nodeBin, [world.host.bin, "gateway", "--port", String(port), "--bind", "loopback", "--auth", "none", "--allow-unconfigured"], {
+    cwd: world.root,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  const stop = async () => {
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await exited;
+  };
+  const deadline = Date.now() + timeoutMs;
+  while (!/\[gateway\]\S*\s+\S*ready/.test(output.replace(/\x1b\[[0-9;]*m/g, ""))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`gateway did not get ready (exit ${child.exitCode}):\n${output.slice(-3000)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return { pid: child.pid!, output: () => output, stop };
+}

@@ -220,7 +220,8 @@ export class HostWorld {
   }
 
   /** Runs `openclaw <args>` with this world's state dir; with `agent`, that agent's OPENCLAW_AGENT_DIR. */
-  cli(args: string[], options: { agent?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
+  /** The environment a CLI run in this world gets. */
+  cliEnv(options: { agent?: string; env?: NodeJS.ProcessEnv } = {}): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {};
     // The host changes behaviour under VITEST / NODE_ENV=test and reads many OPENCLAW_* variables:
     // give it the environment of a user's shell, not the test runner's.
@@ -240,6 +241,11 @@ export class HostWorld {
     });
     Object.assign(env, this.extraEnv, options.env);
     if (options.agent !== undefined) env.OPENCLAW_AGENT_DIR = this.agentDir(options.agent);
+    return env;
+  }
+
+  cli(args: string[], options: { agent?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
+    const env = this.cliEnv(options);
     const timeoutMs = options.timeoutMs ?? 240_000;
     const started = Date.now();
     return new Promise((resolve, reject) => {

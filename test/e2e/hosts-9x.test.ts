@@ -47,6 +47,7 @@ import {
   prepareStoreLayout,
   readProfile,
   seedStore,
+  startGateway,
   use9xNetwork,
   writeCodexAuth,
 } from "./harness-9x.ts";
@@ -410,6 +411,35 @@ describe(`openclaw ${MAIN_HOST}`, () => {
   it("a login the Codex CLI already rotated: fenced without refresh-guard; with it, ok and the Codex CLI's file still redeems", async () => {
     await codexRotated(h);
   }, 8 * MINUTE);
+
+  it("loads in a running `openclaw gateway` (activation on startup) and attaches the host-undici seam there", async () => {
+    const started = Date.now();
+    const summary = newSummary(h, "gateway: plugin loaded, host-undici seam attached");
+    const world = await world9x(h, "gateway", { plugin: true });
+    try {
+      const gateway = await startGateway(world);
+      try {
+        const plain = () => gateway.output().replace(/\x1b\[[0-9;]*m/g, "");
+        expect(plain()).toMatch(/http server listening \([^)]*\brefresh-guard\b/);
+        // The observer in the gateway process reports every second; wait for one after "ready".
+        const deadline = Date.now() + 15_000;
+        let report = await world.fetchReport({ args: ["gateway"], pid: gateway.pid, code: null, signal: null, timedOut: false, stdout: "", stderr: "", ms: 0 }).catch(() => null);
+        while ((report === null || report.hostUndiciAttached !== true) && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          report = await world.fetchReport({ args: ["gateway"], pid: gateway.pid, code: null, signal: null, timedOut: false, stdout: "", stderr: "", ms: 0 }).catch(() => null);
+        }
+        expect(report).toMatchObject({ hostUndiciLoaded: true, hostUndiciAttached: true, hookAttached: true });
+        expect(plain()).not.toContain("event=not_attached");
+        summary.notes = [`gateway ready in ${((Date.now() - started) / 1000).toFixed(1)} s incl. install`];
+      } finally {
+        await gateway.stop();
+      }
+    } finally {
+      summary.seconds = (Date.now() - started) / 1000;
+      recordScenario(summary);
+      await world.cleanup();
+    }
+  }, 5 * MINUTE);
 
   it("two profile ids holding one refresh token: a reuse and a fence without refresh-guard; one redemption with it", async () => {
     await twoProfileIds(h);
