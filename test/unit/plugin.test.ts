@@ -107,6 +107,29 @@ describe("registerRefreshGuard", () => {
     expect(lines.join("\n")).toContain('plugins.entries[\\"refresh-guard\\"].config.lock.staleMs');
   });
 
+  it("takes the user's config from the live host config when an early registration passes only the manifest defaults (2026.6/2026.7)", () => {
+    const { api, lines } = fakeApi({ requestTimeoutMs: 30000 }, "2026.7.35");
+    api.registrationMode = "discovery";
+    api.runtime = { ...api.runtime, config: { current: () => ({ plugins: { entries: { "refresh-guard": { enabled: true, config: { providers: { openai: { enabled: true } } } } } } }) } };
+    const state = registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
+    expect(state.runtime?.config.providers.map((provider) => provider.id)).toEqual(["openai"]);
+    expect(lines.join("\n")).not.toContain("event=idle");
+  });
+
+  it("on a 2026.9 host whose undici it cannot find, attaches nothing and says why in one warning and in status", async () => {
+    const { api, lines, commands } = fakeApi({ providers: { openai: { enabled: true } } }, "2026.9.6");
+    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
+    expect(globalThis.fetch).toBe(originalFetch);
+    const warnings = lines.filter((line) => line.includes("event=not_attached"));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("could not wrap");
+    const report = JSON.parse(await captureStdout(() => commands["refresh-guard status"]!({ json: true })));
+    expect(report.host).toMatchObject({ version: "2026.9.6", supported: false, hook: "not attached", seam: "none", seams: [] });
+    expect(report.host.seamProblem).toContain("host-undici:");
+    const text = await captureStdout(() => commands["refresh-guard status"]!({}));
+    expect(text).toContain("hook not attached — host not supported");
+  });
+
   it("status --json reports host, providers, journal and outcomes, and contains no token", async () => {
     const { api, commands } = fakeApi({ providers: { "openai-codex": { enabled: true, tokenUrl: server.url } } });
     registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
