@@ -7,6 +7,7 @@
 import { writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { isMainThread } from "node:worker_threads";
 
 const dir = process.env.RG_FETCH_REPORT_DIR;
 const STATE = Symbol.for("openclaw-refresh-guard.fetch-interceptor");
@@ -41,7 +42,9 @@ function report(code) {
 }
 
 let initialFetch;
-if (dir) {
+// NODE_OPTIONS preloads run in worker threads too (the 2026.9 gateway starts some): only the main
+// thread, where the host's CLI and plugins run, writes the process's report.
+if (dir && isMainThread) {
   initialFetch = globalThis.fetch;
   const write = (code) => {
     try {

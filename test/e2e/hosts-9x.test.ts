@@ -428,7 +428,7 @@ describe(`openclaw ${MAIN_HOST}`, () => {
           await new Promise((resolve) => setTimeout(resolve, 500));
           report = await world.fetchReport({ args: ["gateway"], pid: gateway.pid, code: null, signal: null, timedOut: false, stdout: "", stderr: "", ms: 0 }).catch(() => null);
         }
-        expect(report).toMatchObject({ hostUndiciLoaded: true, hostUndiciAttached: true, hookAttached: true });
+        expect(report, `${JSON.stringify(report)}\n${plain().slice(-4000)}`).toMatchObject({ hostUndiciLoaded: true, hostUndiciAttached: true, hookAttached: true });
         expect(plain()).not.toContain("event=not_attached");
         summary.notes = [`gateway ready in ${((Date.now() - started) / 1000).toFixed(1)} s incl. install`];
       } finally {
