@@ -7,6 +7,8 @@
 import { parseConfig } from "../../src/config/parse-config.ts";
 import { installFetchInterceptor } from "../../src/hosts/global-fetch.ts";
 import { GuardRuntime } from "../../src/plugin/guard-runtime.ts";
+import { join } from "node:path";
+
 import type { Stage } from "../../src/core/refresh-guard.ts";
 
 export interface AgentConfig {
@@ -32,7 +34,8 @@ const log = (level: string) => (line: string) => send({ type: "log", level, line
 
 if (config.guard !== false) {
   const pluginConfig = parseConfig(
-    { ...config.pluginConfig, providers: { "openai-codex": { enabled: true, tokenUrl: config.tokenUrl } } },
+    // The guard dir 0.1.0 defaulted to, so each test's agents share one private dir.
+    { guardDir: join(config.stateDir, "refresh-guard"), ...config.pluginConfig, providers: { "openai-codex": { enabled: true, tokenUrl: config.tokenUrl } } },
     { stateDir: config.stateDir },
   );
   const runtime = new GuardRuntime(pluginConfig, {
