@@ -132,6 +132,13 @@ export async function prepareStoreLayout(world: HostWorld): Promise<"shared" | "
   return "agent";
 }
 
+/** Removes the template agent databases made by prepareStoreLayout() (call once, after all tests). */
+export async function removeStoreTemplates(): Promise<void> {
+  const { rm } = await import("node:fs/promises");
+  for (const template of agentTemplates.values()) if (template !== null) await rm(template, { force: true });
+  agentTemplates.clear();
+}
+
 /**
  * Writes `profiles` as the store the host reads in this world (shared store on 9.x, main agent store
  * on 6.x/7.x) and clears cooldowns. The host must not be running. Needs prepareStoreLayout() first.

@@ -46,6 +46,7 @@ import {
   readCodexAuth,
   prepareStoreLayout,
   readProfile,
+  removeStoreTemplates,
   seedStore,
   startGateway,
   use9xNetwork,
@@ -89,6 +90,7 @@ afterAll(async () => {
   await printSummary();
   await plugin?.cleanup();
   await proxy?.stop();
+  await removeStoreTemplates();
   tls?.cleanup();
 });
 
