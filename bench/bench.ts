@@ -166,7 +166,7 @@ async function measureHotPath(): Promise<HotPathResult> {
     const host = { fetch: original };
     // The plugin's own routes (a real runtime's token URL on the same origin), as register() installs them.
     const stateDir = await mkdtemp(join(tmpdir(), "rg-bench-hot-"));
-    const config = parseConfig({ providers: { "openai-codex": { tokenUrl: `${base}/oauth/token` } } }, { stateDir });
+    const config = parseConfig({ guardDir: join(stateDir, "refresh-guard"), providers: { "openai-codex": { tokenUrl: `${base}/oauth/token` } } }, { stateDir });
     const silent = () => undefined;
     const runtime = new GuardRuntime(config, { logger: { info: silent, warn: silent, error: silent }, stateDir });
     installFetchInterceptor(runtime.routes(), host);

@@ -1,10 +1,19 @@
 // The status command's report and its text form. Built only from labels, counts, paths and times.
 import type { GuardStatus } from "../plugin/guard-runtime.ts";
 import type { HostAssessment } from "../hosts/host-compat.ts";
+import type { SeamName } from "../hosts/detect-seam.ts";
 
 export interface StatusReport {
   plugin: { id: string; version: string };
-  host: HostAssessment & { hook: "attached" | "not attached" };
+  host: HostAssessment & {
+    hook: "attached" | "not attached";
+    /** The seam the guard sits on ("host-undici" first where attached), or "none". */
+    seam: SeamName | "none";
+    /** Every attached seam in this process. */
+    seams: SeamName[];
+    /** Why host-undici is not attached, where the host lacks it. */
+    seamProblem?: string;
+  };
   configProblem?: string;
   guard?: GuardStatus;
 }
@@ -14,9 +23,11 @@ export function formatStatus(report: StatusReport): string {
   const { host } = report;
   lines.push(
     `refresh-guard ${report.plugin.version} on OpenClaw ${host.version ?? "(version unknown)"}: hook ${host.hook}` +
+      `${host.seams.length > 0 ? ` (seam ${host.seams.join(", ")})` : ""}` +
       `${host.supported ? "" : " — host not supported"}`,
   );
   if (host.note) lines.push(`  ${host.note}`);
+  if (host.seamProblem) lines.push(`  ${host.seamProblem}`);
   if (report.configProblem) lines.push(`config: ${report.configProblem}`);
   const guard = report.guard;
   if (guard) {
@@ -27,6 +38,11 @@ export function formatStatus(report: StatusReport): string {
     lines.push(
       `providers: ${guard.providers.length === 0 ? "none enabled" : guard.providers.map((p) => `${p.id} (${p.tokenUrl})`).join(", ")}`,
     );
+    const siblings = guard.siblingStateDirs;
+    lines.push(
+      `sibling state dirs (${siblings.setting === "auto" ? "found: ~/.openclaw, ~/.openclaw-*" : "listed"}): ${siblings.dirs.length === 0 ? "none" : siblings.dirs.join(", ")}`,
+    );
+    lines.push(`codex cli auth: ${guard.codexAuthFile ?? "not read"}`);
     lines.push(
       `locks: ${guard.locks.length === 0 ? "none held" : guard.locks.map((l) => `${l.key} pid ${l.pid ?? "?"} for ${(l.ageMs / 1000).toFixed(1)} s`).join(", ")}`,
     );

@@ -31,7 +31,15 @@ export interface PathOption {
   description: string;
 }
 
-export type Option = NumberOption | PathOption;
+/** `"auto"` (found by the plugin) or a list of absolute paths. */
+export interface PathListOption {
+  kind: "pathList";
+  path: string;
+  defaultText: string;
+  description: string;
+}
+
+export type Option = NumberOption | PathOption | PathListOption;
 
 const DAY_MS = 86_400_000;
 
@@ -44,7 +52,7 @@ export const OPTIONS: readonly Option[] = [
     kind: "path",
     path: "guardDir",
     allowFalse: false,
-    defaultText: "<OpenClaw state dir>/refresh-guard",
+    defaultText: "$XDG_STATE_HOME/openclaw-refresh-guard, else ~/.local/state/openclaw-refresh-guard (one per OS user, shared by all its state dirs)",
     description: "Locks, journal and status record (created 0700).",
   },
   numberOption("lock.staleMs", "staleMs", 2000, 600_000, "A lock not refreshed for this long belongs to a dead or frozen holder and is taken over."),
@@ -58,7 +66,13 @@ export const OPTIONS: readonly Option[] = [
     path: "codexAuthFile",
     allowFalse: true,
     defaultText: "~/.codex/auth.json",
-    description: "The Codex CLI's credentials, read when looking for a sibling; false to skip.",
+    description: "The Codex CLI's credentials, read when looking for a sibling (and given the successor when the guard redeems a token found there); false to skip.",
+  },
+  {
+    kind: "pathList",
+    path: "siblingStateDirs",
+    defaultText: '"auto": ~/.openclaw and ~/.openclaw-<profile>',
+    description: "Other OpenClaw state dirs whose stores recovery reads (never writes): \"auto\", or a list of paths ([] for none).",
   },
 ];
 
@@ -98,8 +112,10 @@ export function configSchema(): Record<string, unknown> {
     if (option.kind === "number") {
       const what = option.integer ? "Whole number" : "Number";
       schema = { description: `${option.description} ${what} from ${option.min} to ${option.max}; default ${defaultOf(option)}.`, default: defaultOf(option) };
-    } else {
+    } else if (option.kind === "path") {
       schema = { description: `${option.description} ${option.allowFalse ? "Absolute path, ~/path or false" : "Absolute path or ~/path"}; default ${option.defaultText}.` };
+    } else {
+      schema = { description: `${option.description} Default ${option.defaultText}.` };
     }
     if (tail === undefined) {
       properties[head] = schema;

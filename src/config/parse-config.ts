@@ -10,7 +10,7 @@ import { isRecord } from "../oauth/json.ts";
 import { CODEX_AUTH_FILE } from "../providers/openai.ts";
 import { knownProviderIds, providerById } from "../providers/registry.ts";
 import { type CoordinationConfig, parseCoordination } from "./coordination-config.ts";
-import { CONFIG_ROOT, type NumberOption, OPTIONS, PLUGIN_ID, type PathOption } from "./options.ts";
+import { CONFIG_ROOT, type NumberOption, OPTIONS, PLUGIN_ID, type PathListOption, type PathOption } from "./options.ts";
 
 export { CONFIG_ROOT, PLUGIN_ID };
 
@@ -27,11 +27,27 @@ export interface RefreshGuardConfig {
   codexAuthFile: string | null;
   /** Where processes coordinate (coordination-config.ts). */
   coordination: CoordinationConfig;
+  /** Other OpenClaw state dirs recovery reads: "auto" (~/.openclaw, ~/.openclaw-*) or a list. */
+  siblingStateDirs: "auto" | string[];
 }
 
 export interface ConfigContext {
   stateDir: string;
   home?: string;
+  /** Environment for XDG_STATE_HOME (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The default guard dir: one per OS user, outside every OpenClaw state dir, so that two state dirs
+ * of one user (a second gateway, a copied ~/.openclaw, a staging install) coordinate with no config.
+ * $XDG_STATE_HOME/openclaw-refresh-guard when XDG_STATE_HOME is an absolute path, else
+ * ~/.local/state/openclaw-refresh-guard.
+ */
+export function defaultGuardDir(home: string, env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_STATE_HOME;
+  const base = xdg && isAbsolute(xdg) ? xdg : join(home, ".local", "state");
+  return join(base, "openclaw-refresh-guard");
 }
 
 const PROVIDER_KEYS = new Set(["enabled", "tokenUrl"]);
@@ -59,15 +75,18 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
 
   const home = context.home ?? homedir();
   const timing: GuardTiming = { ...DEFAULT_TIMING };
+  const fallbackGuardDir = defaultGuardDir(home, context.env);
   const paths = new Map<string, string | null>([
-    ["guardDir", join(context.stateDir, PLUGIN_ID)],
+    ["guardDir", fallbackGuardDir],
     ["codexAuthFile", join(home, CODEX_AUTH_FILE)],
   ]);
+  let siblingStateDirs: "auto" | string[] = "auto";
   for (const option of OPTIONS) {
     const value = valueAt(config, option.path);
     if (value === undefined) continue;
     if (option.kind === "number") timing[option.timing] = parseNumber(option, value);
-    else paths.set(option.path, parsePath(option, value, home));
+    else if (option.kind === "path") paths.set(option.path, parsePath(option, value, home));
+    else siblingStateDirs = parsePathList(option, value, home);
   }
   timing.updateMs = heartbeatFor(timing.staleMs);
   if (timing.waitTimeoutMs < timing.staleMs) {
@@ -76,13 +95,13 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
       `must be at least lock.staleMs (${timing.staleMs}) so a crashed holder's lock can be taken over`,
     );
   }
-  const guardDir = paths.get("guardDir") ?? join(context.stateDir, PLUGIN_ID);
   return {
-    guardDir,
+    guardDir: paths.get("guardDir") ?? fallbackGuardDir,
     providers: parseProviders(config.providers),
     timing,
     codexAuthFile: paths.get("codexAuthFile") ?? null,
     coordination: parseCoordination(config.coordination, CONFIG_ROOT),
+    siblingStateDirs,
   };
 }
 
@@ -144,6 +163,15 @@ function parsePath(option: PathOption, value: unknown, home: string): string | n
   const expanded = value.startsWith("~/") ? join(home, value.slice(2)) : value;
   if (!isAbsolute(expanded)) throw new ConfigError(path, `must be absolute (or start with ~/), got ${JSON.stringify(value)}`);
   return resolve(expanded);
+}
+
+function parsePathList(option: PathListOption, value: unknown, home: string): "auto" | string[] {
+  if (value === "auto") return "auto";
+  const path = `${CONFIG_ROOT}.${option.path}`;
+  if (!Array.isArray(value)) throw new ConfigError(path, `expected "auto" or a list of state dir paths, got ${describe(value)}`);
+  return value.map((entry, index) =>
+    parsePath({ kind: "path", path: `${option.path}[${index}]`, allowFalse: false, defaultText: "", description: "" }, entry, home) as string,
+  );
 }
 
 function rejectUnknown(object: Record<string, unknown>, allowed: ReadonlySet<string>, path: string): void {

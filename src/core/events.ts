@@ -16,6 +16,7 @@ export type WarningReason =
   | "reuse_raced"
   | "sibling_failed"
   | "sibling_unreadable"
+  | "sibling_write_back_failed"
   | "prune_failed"
   | "backend_unavailable";
 

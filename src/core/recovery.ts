@@ -15,14 +15,14 @@ export interface RecoveryCall {
   /** Key and token of the spent token that has no successor. */
   key: string;
   token: string;
+  /** The tokens the caller presented and reached (a host's fence of its copy names one of them). */
+  presented: readonly string[];
   /** Keys of the chain walked to reach it (the caller's own token first). */
   chain: readonly string[];
   /** The newest set the chain walk found before the spent token, if any. */
   latest: TokenSet | null;
   /** Resolves a sibling's refresh token through the guarded path (no nested recovery). */
   resolveSibling(refreshToken: string): Promise<TokenSet | null>;
-  /** The sibling whose credential was used, with the set it yielded, once found. */
-  onAdopted?(candidate: SiblingCredential, set: TokenSet): Promise<void>;
 }
 
 export interface Recovered {
@@ -48,6 +48,8 @@ export class Recovery {
     seen.add(call.key);
     const candidates = credentials
       .filter((credential) => {
+        // A host's fence of its own copy is no credential (it only names whose token was fenced).
+        if (credential.fencedFrom !== undefined) return false;
         const candidateKey = tokenKey(credential.refreshToken);
         if (seen.has(candidateKey)) return false;
         const identity = this.identityOf(credential);
@@ -60,7 +62,6 @@ export class Recovery {
       const set = await this.adoptOrRedeem(candidate, call);
       if (set === null) continue;
       const winner = await this.ctx.coordination.writeEntry(call.key, call.token, set);
-      await call.onAdopted?.(candidate, winner);
       return { set: winner, source: candidate.source };
     }
     return null;
@@ -78,7 +79,11 @@ export class Recovery {
       if (identity !== null) identities.push(identity);
     }
     for (const credential of credentials) {
-      if (!chain.has(tokenKey(credential.refreshToken))) continue;
+      const holdsChain = credential.fencedFrom === undefined && chain.has(tokenKey(credential.refreshToken));
+      // 2026.6+ replace the copy being refreshed with a fence; a fence made from a presented token
+      // still names the account and email of the login it replaced.
+      const fenced = credential.fencedFrom !== undefined && call.presented.some((token) => credential.fencedFrom?.(token));
+      if (!holdsChain && !fenced) continue;
       const identity = this.identityOf(credential);
       if (identity === null) return null;
       identities.push(identity);
@@ -93,7 +98,9 @@ export class Recovery {
    * the tokens say nothing, and a store that contradicts its tokens makes the credential unusable.
    */
   private identityOf(credential: SiblingCredential): Identity | null {
-    const identity = this.identityOfTokens(credential.accessToken, credential.idToken) ?? {};
+    const fromTokens = this.identityOfTokens(credential.accessToken, credential.idToken);
+    if (fromTokens === null) return null;
+    const identity: Identity = { ...fromTokens };
     const declared: Identity = {};
     if (credential.accountId) declared.accountId = credential.accountId;
     if (credential.email) declared.email = credential.email.toLowerCase();
@@ -139,7 +146,17 @@ export class Recovery {
       return set;
     }
     try {
-      return await call.resolveSibling(candidate.refreshToken);
+      const set = await call.resolveSibling(candidate.refreshToken);
+      if (set !== null && candidate.onRedeemed !== undefined && set.refreshToken !== candidate.refreshToken) {
+        // The sibling's owner (the Codex CLI) still holds the token just spent: hand it the successor.
+        await candidate.onRedeemed(set).catch((error: Error) =>
+          ctx.warn(
+            "sibling_write_back_failed",
+            `could not hand the successor back to ${candidate.source}: ${(error as NodeJS.ErrnoException).code ?? error.message}`,
+          ),
+        );
+      }
+      return set;
     } catch (error) {
       ctx.warn("sibling_failed", `sibling from ${candidate.source} could not be used: ${(error as RefreshGuardError).code ?? (error as Error).name}`);
       return null;

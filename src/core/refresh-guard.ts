@@ -8,7 +8,7 @@ import { providerById } from "../providers/registry.ts";
 import { openai } from "../providers/openai.ts";
 import { type TokenSet, readErrorCode, tokenResponse } from "../oauth/token-wire.ts";
 import { rebuildResponse } from "../oauth/http-buffer.ts";
-import type { SiblingCredential, SiblingSource } from "../siblings/sibling-source.ts";
+import type { SiblingSource } from "../siblings/sibling-source.ts";
 import type { Coordination, LockHolder } from "../store/coordination.ts";
 import { FileCoordination } from "../store/file-coordination.ts";
 import type { Journal } from "../store/journal.ts";
@@ -43,8 +43,6 @@ export interface RefreshGuardOptions {
    * re-checks everything and reopens the watch (the benchmark's "before").
    */
   leanWaits?: boolean;
-  /** Told when recovery used a sibling's credential (e.g. to write a successor back to its file). */
-  onSiblingAdopted?: (candidate: SiblingCredential, set: TokenSet) => Promise<void>;
 }
 
 /** `hops`: journal entries a reader walks from the presented token to `set`, once this resolution is done. */
@@ -60,7 +58,6 @@ export class RefreshGuard {
   private readonly mutex = new KeyedMutex();
   /** Resolutions in flight in this process, by the key of the token presented. */
   private readonly inflight = new Map<string, Promise<Resolved>>();
-  private readonly onSiblingAdopted: RefreshGuardOptions["onSiblingAdopted"];
   private lastPrune = 0;
 
   /** Opens the coordination backend (for files: checks and creates the guard directory) before first use. */
@@ -110,7 +107,6 @@ export class RefreshGuard {
     });
     this.ctx = ctx;
     this.recovery = new Recovery(ctx, options.siblingSources ?? []);
-    this.onSiblingAdopted = options.onSiblingAdopted;
   }
 
   /** The file backend's journal (tests and status read it directly). */
@@ -225,13 +221,13 @@ export class RefreshGuard {
         const recovered = await this.recovery.recover({
           key,
           token: current,
+          presented: [token, current],
           chain,
           latest,
           resolveSibling: async (refreshToken) => {
             const resolved = await this.resolve(refreshToken, redeem, false, started);
             return resolved.kind === "set" ? resolved.set : null;
           },
-          ...(this.onSiblingAdopted ? { onAdopted: this.onSiblingAdopted } : {}),
         });
         if (recovered !== null) {
           ctx.emit({ type: "recovered", provider: this.provider, key: keyLabel(key), source: recovered.source, ms: ctx.now() - started });

@@ -12,6 +12,8 @@ interface Range {
   from: [number, number, number];
   to: [number, number, number];
   supported: boolean;
+  /** The seam this range refreshes through; without it attached the host is not protected. */
+  needs?: "host-undici";
   note: string;
 }
 
@@ -25,12 +27,20 @@ const RANGES: readonly Range[] = [
   },
   {
     from: [2026, 6, 0],
-    to: [9999, 12, 999],
-    supported: false,
+    to: [2026, 9, 6],
+    supported: true,
+    needs: "host-undici",
     note:
-      "this host sends the token refresh with its own SSRF-guarded undici fetch, which a global fetch hook never sees, " +
-      "so refresh-guard does not attach (measured on 2026.9.6). The host's own per-profile lock serialises agents " +
-      "sharing one state dir and profile id; copies under other state dirs or profile ids can still race.",
+      "this host sends the token refresh through its own SSRF-guarded undici fetch; the guard wraps that module's fetch " +
+      "export (host-undici seam), keeping the host's dispatcher, DNS pinning and proxy handling",
+  },
+  {
+    from: [2026, 9, 7],
+    to: [9999, 12, 999],
+    supported: true,
+    needs: "host-undici",
+    note:
+      "newer than any tested host (2026.9.6); the guard wraps the host's undici fetch export as on 2026.6 – 2026.9.6, untested",
   },
 ];
 
@@ -44,12 +54,42 @@ function compare(a: readonly number[], b: readonly number[]): number {
   return 0;
 }
 
-export function assessHost(version: string | null): HostAssessment {
+/**
+ * `seams`: what attached in this process (see detect-seam.ts). A 2026.6+ host counts as supported
+ * only when the host-undici seam attached; `why` says why it did not.
+ */
+export function assessHost(version: string | null, seams?: { attached: readonly string[]; hostUndiciProblem?: string }): HostAssessment {
+  const assessed = assessByVersion(version);
+  const range = version === null ? undefined : rangeOf(version);
+  if (seams !== undefined && range?.needs !== undefined && !seams.attached.includes(range.needs)) {
+    return {
+      version,
+      supported: false,
+      note:
+        `this host refreshes through its own undici module, which refresh-guard could not wrap (${seams.hostUndiciProblem ?? "unknown reason"}); ` +
+        "nothing guards its refreshes and the host runs as without the plugin",
+    };
+  }
+  return assessed;
+}
+
+/** True when this version refreshes through the host's own undici (2026.6+): global fetch alone protects nothing. */
+export function needsHostUndici(version: string | null): boolean {
+  return version !== null && rangeOf(version)?.needs === "host-undici";
+}
+
+function rangeOf(version: string): Range | undefined {
+  const parsed = parseHostVersion(version);
+  if (parsed === null) return undefined;
+  return RANGES.find((range) => compare(parsed, range.from) >= 0 && compare(parsed, range.to) <= 0);
+}
+
+function assessByVersion(version: string | null): HostAssessment {
   if (version === null) {
-    return { version, supported: true, note: "host version unknown; the fetch hook is attached and used if the host refreshes through global fetch" };
+    return { version, supported: true, note: "host version unknown; the guard is attached to every seam found (see seams)" };
   }
   const parsed = parseHostVersion(version);
-  if (parsed === null) return { version, supported: true, note: `unrecognised host version ${version}; attaching the fetch hook anyway` };
+  if (parsed === null) return { version, supported: true, note: `unrecognised host version ${version}; attaching to every seam found anyway` };
   for (const range of RANGES) {
     if (compare(parsed, range.from) >= 0 && compare(parsed, range.to) <= 0) {
       return { version, supported: range.supported, note: range.note };

@@ -11,7 +11,7 @@ import { type GuardEvent, formatEvent, formatLine } from "../core/events.ts";
 import { RefreshGuard, type Redeem, type Stage } from "../core/refresh-guard.ts";
 import type { TokenGuard } from "../hosts/global-fetch.ts";
 import { providerById } from "../providers/registry.ts";
-import { openClawAgentStores } from "../siblings/openclaw-json-stores.ts";
+import { openClawStores, resolveSiblingStateDirs } from "../siblings/state-dirs.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";
 import { ensurePrivateDir } from "../store/guard-dir.ts";
 import type { Coordination, LockHolder } from "../store/coordination.ts";
@@ -61,6 +61,9 @@ export interface GuardStatus {
   coordination: CoordinationStatus;
   guardDirProblem?: string;
   providers: { id: string; tokenUrl: string }[];
+  /** State dirs recovery reads besides this one, and whether they were found ("auto") or listed. */
+  siblingStateDirs: { setting: "auto" | "listed"; dirs: string[] };
+  codexAuthFile: string | null;
   locks: { key: string; pid?: number; ageMs: number }[];
   journal: JournalSize;
   outcomes: OutcomeSummary["counts"];
@@ -200,7 +203,15 @@ export class GuardRuntime {
 
   private siblingSources(): SiblingSource[] {
     const providers = this.config.providers.map((provider) => provider.id);
-    const sources = [openClawAgentStores({ stateDir: this.deps.stateDir, agentDirs: this.deps.agentDirs ?? [], providers })];
+    const sources = [
+      openClawStores({
+        stateDir: this.deps.stateDir,
+        agentDirs: this.deps.agentDirs ?? [],
+        providers,
+        siblingStateDirs: this.config.siblingStateDirs,
+        home: homedir(),
+      }),
+    ];
     const context = {
       stateDir: this.deps.stateDir,
       agentDirs: this.deps.agentDirs ?? [],
@@ -245,6 +256,11 @@ export class GuardRuntime {
           ? { backend: "file", location: this.config.guardDir }
           : { backend: "redis", location: redactUrl(settings.url), onUnavailable: settings.onUnavailable },
       providers: this.config.providers.map(({ id, tokenUrl }) => ({ id, tokenUrl })),
+      siblingStateDirs: {
+        setting: this.config.siblingStateDirs === "auto" ? "auto" : "listed",
+        dirs: await resolveSiblingStateDirs(this.config.siblingStateDirs, homedir(), this.deps.stateDir),
+      },
+      codexAuthFile: this.config.codexAuthFile,
       locks: [],
       journal: { entries: 0, tombstones: 0, quarantined: 0, bytes: 0 },
       outcomes: { redeemed: 0, shared: 0, recovered: 0, failed: 0, warning: 0 },

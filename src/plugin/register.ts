@@ -6,9 +6,9 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 
 import { PLUGIN_ID, type RefreshGuardConfig, parseConfig } from "../config/parse-config.ts";
-import { installFetchInterceptor, interceptorAttached } from "../hosts/global-fetch.ts";
+import { type SeamReport, attachSeams, seamsAttached } from "../hosts/detect-seam.ts";
 import { GuardRuntime, type HostLogger, type RuntimeDeps } from "./guard-runtime.ts";
-import { type HostAssessment, assessHost } from "../hosts/host-compat.ts";
+import { type HostAssessment, assessHost, needsHostUndici } from "../hosts/host-compat.ts";
 import { type CliProgram, registerStatusCommand } from "../cli/status-command.ts";
 import type { StatusReport } from "../cli/status-report.ts";
 import { formatLine } from "../core/events.ts";
@@ -20,7 +20,12 @@ export interface PluginApi {
   registrationMode?: string;
   logger: HostLogger;
   version?: string;
-  runtime?: { version?: string; state?: { resolveStateDir?: (env?: NodeJS.ProcessEnv) => string } };
+  runtime?: {
+    version?: string;
+    state?: { resolveStateDir?: (env?: NodeJS.ProcessEnv) => string };
+    /** 2026.6+: the live OpenClaw config. */
+    config?: { current?: () => unknown };
+  };
   registerCli?: (
     registrar: (ctx: { program: CliProgram }) => void | Promise<void>,
     opts?: { commands?: string[]; descriptors?: { name: string; description: string; hasSubcommands: boolean }[] },
@@ -35,15 +40,17 @@ interface PluginState {
   runtime: GuardRuntime | null;
   configProblem?: string;
   host: HostAssessment;
+  seams?: SeamReport;
 }
 
 export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = process.env): PluginState {
   const log = api.logger;
   const stateDir = resolveStateDir(api, env);
-  const host = assessHost(hostVersion(api));
+  const version = hostVersion(api);
+  const host = assessHost(version);
   const state: PluginState = { runtime: null, host };
   try {
-    const config = parseConfig(api.pluginConfig, { stateDir });
+    const config = parseConfig(pluginConfigOf(api), { stateDir, env });
     if (api.registrationMode === "cli-metadata" || api.registrationMode === "setup-only") {
       // Loaded only to describe commands or setup: nothing refreshes in this load.
     } else if (config.providers.length === 0) {
@@ -53,8 +60,16 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
     } else {
       const agentDirs = env.OPENCLAW_AGENT_DIR ? [env.OPENCLAW_AGENT_DIR] : [];
       state.runtime = sharedRuntime(config, { logger: log, stateDir, agentDirs });
-      installFetchInterceptor(state.runtime.routes());
-      log.debug?.(formatLine({ event: "attached", providers: config.providers.map((p) => p.id).join(","), host: host.version ?? "unknown" }));
+      const seams = attachSeams(state.runtime.routes(), { hostUndiciRequired: needsHostUndici(version) });
+      state.seams = seams;
+      state.host = assessHost(version, seams);
+      if (!state.host.supported || seams.attached.length === 0) {
+        log.warn(formatLine({ event: "not_attached", host: version ?? "unknown", msg: state.host.note }));
+      } else {
+        log.debug?.(
+          formatLine({ event: "attached", seams: seams.attached.join(","), providers: config.providers.map((p) => p.id).join(","), host: version ?? "unknown" }),
+        );
+      }
     }
     // The status command still needs the config even where nothing is attached.
     state.runtime ??= new GuardRuntime(config, { logger: log, stateDir });
@@ -69,10 +84,22 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
 export async function statusReport(state: PluginState): Promise<StatusReport> {
   const report: StatusReport = {
     plugin: { id: PLUGIN_ID, version: PLUGIN_VERSION },
-    host: { ...state.host, hook: interceptorAttached() ? "attached" : "not attached" },
+    host: { ...state.host, ...hookReport(state) },
   };
   if (state.configProblem !== undefined) report.configProblem = state.configProblem;
   if (state.runtime !== null) report.guard = await state.runtime.report();
+  return report;
+}
+
+function hookReport(state: PluginState): Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem"> {
+  const seams = seamsAttached();
+  const report: Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem"> = {
+    hook: seams.length > 0 ? "attached" : "not attached",
+    // The seam a 2026.6+ host refreshes through comes first.
+    seam: seams[0] ?? "none",
+    seams,
+  };
+  if (state.seams?.hostUndiciProblem !== undefined && !seams.includes("host-undici")) report.seamProblem = `host-undici: ${state.seams.hostUndiciProblem}`;
   return report;
 }
 
@@ -91,6 +118,25 @@ function sharedRuntime(config: RefreshGuardConfig, deps: RuntimeDeps): GuardRunt
     runtimes.set(key, runtime);
   }
   return runtime;
+}
+
+/**
+ * The plugin's config. 2026.6/2026.7 register plugins once early in a CLI run ("discovery") with
+ * only the manifest's defaults in pluginConfig, and may refresh OAuth tokens before the next
+ * registration brings the user's config (measured on 2026.7.35: `models status --probe` refreshed
+ * there). The live config (api.runtime.config.current()) already holds it then.
+ */
+function pluginConfigOf(api: PluginApi): Record<string, unknown> | undefined {
+  const given = api.pluginConfig;
+  if (given !== undefined && "providers" in given) return given;
+  try {
+    const current = api.runtime?.config?.current?.() as { plugins?: { entries?: Record<string, { config?: unknown }> } } | undefined;
+    const entry = current?.plugins?.entries?.[PLUGIN_ID]?.config;
+    if (entry !== null && typeof entry === "object" && !Array.isArray(entry)) return entry as Record<string, unknown>;
+  } catch {
+    // A runtime that refuses access (cli-metadata loads): keep what the host passed.
+  }
+  return given;
 }
 
 /** The host's version; null where the runtime is absent or refuses access (2026.9's cli-metadata load). */

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { isAbsolute, join, relative } from "node:path";
 
 import { packPackage } from "../../scripts/package-plugin.mjs";
 import { REPO_ROOT, ensureHost } from "../support/install-host.ts";
@@ -137,6 +137,10 @@ export interface FetchReport {
   args: string[];
   hookAttached: boolean;
   fetchReplaced: boolean;
+  /** The process loaded the host's own undici module (2026.6+ always do before a refresh). */
+  hostUndiciLoaded?: boolean;
+  /** refresh-guard's wrapper sits on that module's fetch export. */
+  hostUndiciAttached?: boolean;
 }
 
 export interface ProbeResult {
@@ -172,6 +176,8 @@ export class HostWorld {
   readonly dnsAddress: string;
   /** Every CLI run made in this world, for the no-secret check. */
   readonly runs: CliRun[] = [];
+  /** Set on every CLI run after the defaults (e.g. the stand-in's address for the DNS preload). */
+  readonly extraEnv: NodeJS.ProcessEnv = {};
 
   private constructor(host: HostUnderTest, root: string, tls: TestTls, dnsAddress: string) {
     this.host = host;
@@ -181,6 +187,11 @@ export class HostWorld {
     this.homeDir = join(root, "home");
     this.reportDir = join(root, "fetch-reports");
     this.tls = tls;
+  }
+
+  /** The guard dir the plugin uses here by default (XDG_STATE_HOME is set per world in cli()). */
+  get guardDir(): string {
+    return join(this.extraEnv.XDG_STATE_HOME ?? join(this.root, "xdg-state"), "openclaw-refresh-guard");
   }
 
   static async create(host: HostUnderTest, tls: TestTls, label: string, dnsAddress = "127.0.0.1"): Promise<HostWorld> {
@@ -195,7 +206,8 @@ export class HostWorld {
   }
 
   /** Runs `openclaw <args>` with this world's state dir; with `agent`, that agent's OPENCLAW_AGENT_DIR. */
-  cli(args: string[], options: { agent?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
+  /** The environment a CLI run in this world gets. */
+  cliEnv(options: { agent?: string; env?: NodeJS.ProcessEnv } = {}): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {};
     // The host changes behaviour under VITEST / NODE_ENV=test and reads many OPENCLAW_* variables:
     // give it the environment of a user's shell, not the test runner's.
@@ -211,9 +223,16 @@ export class HostWorld {
       NODE_OPTIONS: `--import=${DNS_PRELOAD} --import=${FETCH_OBSERVER} --disable-warning=ExperimentalWarning`,
       RG_FETCH_REPORT_DIR: this.reportDir,
       RG_DNS_ADDRESS: this.dnsAddress,
+      // Default guard dir (per OS user): one per world unless a test shares one on purpose.
+      XDG_STATE_HOME: join(this.root, "xdg-state"),
     });
+    Object.assign(env, this.extraEnv, options.env);
     if (options.agent !== undefined) env.OPENCLAW_AGENT_DIR = this.agentDir(options.agent);
-    Object.assign(env, options.env);
+    return env;
+  }
+
+  cli(args: string[], options: { agent?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
+    const env = this.cliEnv(options);
     const timeoutMs = options.timeoutMs ?? 240_000;
     const started = Date.now();
     return new Promise((resolve, reject) => {
@@ -342,7 +361,7 @@ export class HostWorld {
         }
       }
     };
-    await walk(join(this.stateDir, dir));
+    await walk(isAbsolute(dir) ? dir : join(this.stateDir, dir));
     return hits;
   }
 

@@ -14,6 +14,7 @@
 // module export is enough for fetch, https.request and net.connect alike.
 import dns from "node:dns";
 import dnsPromises from "node:dns/promises";
+import { syncBuiltinESMExports } from "node:module";
 import { promisify } from "node:util";
 
 const hosts = new Set(
@@ -70,3 +71,6 @@ dnsPromises.lookup = function patchedLookup(hostname, options) {
   return Promise.resolve(wantsAll(options) ? [{ address, family }] : { address, family });
 };
 if (dns.promises && dns.promises !== dnsPromises) dns.promises.lookup = dnsPromises.lookup;
+// ESM named imports of builtins (`import { lookup } from "node:dns/promises"`, as OpenClaw 2026.9's
+// SSRF guard does) keep the original binding until the builtin's ESM exports are re-synced.
+syncBuiltinESMExports();

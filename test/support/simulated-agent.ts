@@ -22,6 +22,7 @@ import { pathToFileURL } from "node:url";
 import { parseConfig } from "../../src/config/parse-config.ts";
 import { installFetchInterceptor } from "../../src/hosts/global-fetch.ts";
 import { GuardRuntime } from "../../src/plugin/guard-runtime.ts";
+
 import type { Stage } from "../../src/core/refresh-guard.ts";
 
 export interface AgentConfig {
@@ -119,6 +120,8 @@ const plainFetch = globalThis.fetch;
 if (config.guard !== false) {
   const pluginConfig = parseConfig(
     {
+      // The guard dir 0.1.0 defaulted to, so each test's agents share one private dir.
+      guardDir: join(config.stateDir, "refresh-guard"),
       ...config.pluginConfig,
       ...(config.redis ? { coordination: { backend: "redis", redis: config.redis } } : {}),
       providers: { "openai-codex": { enabled: true, tokenUrl: config.tokenUrl } },

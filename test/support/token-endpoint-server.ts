@@ -166,9 +166,12 @@ export class StandInEndpoint {
     for (let i = 0; i < count; i += 1) this.faults.push(fault);
   }
 
-  /** Redeems a refresh token directly (a "process outside the guard"), as the endpoint would. */
-  redeemOutside(refresh: string): Credential | null {
-    const result = this.redeem(refresh);
+  /**
+   * Redeems a refresh token directly (a "process outside the guard"), as the endpoint would.
+   * `lifetimeSec` (may be negative: an access token that has already run out) for the new access token.
+   */
+  redeemOutside(refresh: string, lifetimeSec?: number): Credential | null {
+    const result = this.redeem(refresh, lifetimeSec);
     return result.status === 200 ? result.credential : null;
   }
 
@@ -209,7 +212,7 @@ export class StandInEndpoint {
     return { access, refresh, idToken, expires, accountId, userId, email };
   }
 
-  private redeem(refresh: string): { status: 200; credential: Credential } | { status: 401; body: string } {
+  private redeem(refresh: string, lifetimeSec = this.options.accessLifetimeSec ?? 3600): { status: 200; credential: Credential } | { status: 401; body: string } {
     const record = this.refreshes.get(refresh);
     if (!record || record.state === "revoked") {
       this.counters.invalid += 1;
@@ -226,7 +229,7 @@ export class StandInEndpoint {
     const successor: RefreshRecord = { accountId: record.accountId, userId: record.userId, email: record.email, state: "live" };
     this.refreshes.set(next, successor);
     this.counters.redemptions += 1;
-    const credential = this.mint(successor, next, this.options.accessLifetimeSec ?? 3600);
+    const credential = this.mint(successor, next, lifetimeSec);
     return { status: 200, credential };
   }
 

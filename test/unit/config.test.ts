@@ -4,7 +4,7 @@ import { CONFIG_ROOT, parseConfig } from "../../src/config/parse-config.ts";
 import { ConfigError, ERR_CONFIG } from "../../src/core/errors.ts";
 import { DEFAULT_TIMING } from "../../src/core/refresh-guard.ts";
 
-const context = { stateDir: "/state", home: "/home/u" };
+const context = { stateDir: "/state", home: "/home/u", env: {} };
 
 function problem(raw: unknown): ConfigError {
   try {
@@ -18,12 +18,20 @@ function problem(raw: unknown): ConfigError {
 }
 
 describe("parseConfig", () => {
-  it("applies documented defaults: guard dir under the state dir, no provider, default timing", () => {
+  it("applies documented defaults: one guard dir per user outside the state dir, no provider, default timing", () => {
     const config = parseConfig(undefined, context);
-    expect(config.guardDir).toBe("/state/refresh-guard");
+    expect(config.guardDir).toBe("/home/u/.local/state/openclaw-refresh-guard");
     expect(config.providers).toEqual([]);
     expect(config.timing).toEqual(DEFAULT_TIMING);
     expect(config.codexAuthFile).toBe("/home/u/.codex/auth.json");
+  });
+
+  it("puts the default guard dir under an absolute XDG_STATE_HOME, the same for every state dir", () => {
+    const env = { XDG_STATE_HOME: "/xdg/state" };
+    expect(parseConfig(undefined, { ...context, env }).guardDir).toBe("/xdg/state/openclaw-refresh-guard");
+    expect(parseConfig(undefined, { ...context, stateDir: "/other", env }).guardDir).toBe("/xdg/state/openclaw-refresh-guard");
+    // A relative XDG_STATE_HOME is invalid per the XDG spec and ignored.
+    expect(parseConfig(undefined, { ...context, env: { XDG_STATE_HOME: "rel" } }).guardDir).toBe("/home/u/.local/state/openclaw-refresh-guard");
   });
 
   it("enables listed providers at the OpenAI token endpoint and leaves enabled:false ones out", () => {

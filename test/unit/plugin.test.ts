@@ -71,7 +71,7 @@ describe("registerRefreshGuard", () => {
 
   it("attaches the fetch hook for an enabled provider and guards its token POSTs", async () => {
     const { api, lines } = fakeApi({ providers: { "openai-codex": { enabled: true, tokenUrl: server.url } } });
-    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir });
+    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
     expect(interceptorAttached()).toBe(true);
     const credential = server.issue("acct-plugin");
     const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: credential.refresh, client_id: "c" }).toString();
@@ -84,7 +84,7 @@ describe("registerRefreshGuard", () => {
 
   it("leaves fetch untouched when no provider is enabled", () => {
     const { api } = fakeApi({ providers: { "openai-codex": { enabled: false } } });
-    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir });
+    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
     expect(globalThis.fetch).toBe(originalFetch);
   });
 
@@ -96,26 +96,49 @@ describe("registerRefreshGuard", () => {
       },
     });
     api.registrationMode = "cli-metadata";
-    expect(() => registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir })).not.toThrow();
+    expect(() => registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") })).not.toThrow();
     expect(globalThis.fetch).toBe(originalFetch);
     expect(commands["refresh-guard status"]).toBeTypeOf("function");
   });
 
   it("logs a bad config with its full path, attaches nothing, and does not throw into the host", () => {
     const { api, lines } = fakeApi({ providers: { "openai-codex": { enabled: true } }, lock: { staleMs: -1 } });
-    expect(() => registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir })).not.toThrow();
+    expect(() => registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") })).not.toThrow();
     expect(globalThis.fetch).toBe(originalFetch);
     expect(lines.join("\n")).toContain('plugins.entries[\\"refresh-guard\\"].config.lock.staleMs');
   });
 
+  it("takes the user's config from the live host config when an early registration passes only the manifest defaults (2026.6/2026.7)", () => {
+    const { api, lines } = fakeApi({ requestTimeoutMs: 30000 }, "2026.7.35");
+    api.registrationMode = "discovery";
+    api.runtime = { ...api.runtime, config: { current: () => ({ plugins: { entries: { "refresh-guard": { enabled: true, config: { providers: { openai: { enabled: true } } } } } } }) } };
+    const state = registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
+    expect(state.runtime?.config.providers.map((provider) => provider.id)).toEqual(["openai"]);
+    expect(lines.join("\n")).not.toContain("event=idle");
+  });
+
+  it("on a 2026.9 host whose undici it cannot find, attaches nothing and says why in one warning and in status", async () => {
+    const { api, lines, commands } = fakeApi({ providers: { openai: { enabled: true } } }, "2026.9.6");
+    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
+    expect(globalThis.fetch).toBe(originalFetch);
+    const warnings = lines.filter((line) => line.includes("event=not_attached"));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("could not wrap");
+    const report = JSON.parse(await captureStdout(() => commands["refresh-guard status"]!({ json: true })));
+    expect(report.host).toMatchObject({ version: "2026.9.6", supported: false, hook: "not attached", seam: "none", seams: [] });
+    expect(report.host.seamProblem).toContain("host-undici:");
+    const text = await captureStdout(() => commands["refresh-guard status"]!({}));
+    expect(text).toContain("hook not attached — host not supported");
+  });
+
   it("status --json reports host, providers, journal and outcomes, and contains no token", async () => {
     const { api, commands } = fakeApi({ providers: { "openai-codex": { enabled: true, tokenUrl: server.url } } });
-    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir });
+    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
     const credential = server.issue("acct-status");
     const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: credential.refresh }).toString();
     await Promise.all([1, 2].map(() => fetch(server.url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body })));
     // Outcome lines are appended after the answer: wait until both are in the record.
-    const statusDir = join(stateDir, "refresh-guard", "status");
+    const statusDir = join(stateDir, "xdg", "openclaw-refresh-guard", "status");
     const outcomeLines = () =>
       readFile(join(statusDir, "outcomes.jsonl"), "utf8").then(
         (text) => text.split("\n").length - 1,
@@ -125,7 +148,7 @@ describe("registerRefreshGuard", () => {
     const json = await captureStdout(() => commands["refresh-guard status"]!({ json: true }));
     const report = JSON.parse(json);
     expect(report.host).toMatchObject({ version: "2026.4.15", supported: true, hook: "attached" });
-    expect(report.guard.guardDir).toBe(join(stateDir, "refresh-guard"));
+    expect(report.guard.guardDir).toBe(join(stateDir, "xdg", "openclaw-refresh-guard"));
     expect(report.guard.providers).toEqual([{ id: "openai-codex", tokenUrl: server.url }]);
     expect(report.guard.journal.entries).toBe(1);
     expect(report.guard.outcomes).toMatchObject({ redeemed: 1, shared: 1, failed: 0 });

@@ -303,6 +303,42 @@ describe("RefreshGuard.refresh: token spent outside the guard", () => {
     expect(eventsOf("recovered")).toHaveLength(1);
   });
 
+  it("learns the account from the host's fence of the presented token (2026.9), redeems the Codex CLI's stale sibling once and hands it the successor", async () => {
+    const server = await standIn();
+    const credential = server.issue("acct-fence");
+    // The Codex CLI rotated it; its access token has run out since.
+    const codex = server.expire(server.redeemOutside(credential.refresh)!);
+    const handedBack: string[] = [];
+    const fenced = (presented: string) => presented === credential.refresh;
+    const source = staticSiblingSource("stores", () => [
+      // The host's own copy, replaced by its refresh fence: no token, but whose it was.
+      { source: "state/openclaw.sqlite#openai:default (fenced)", refreshToken: "openclaw-oauth-refresh-fence:v1:x", accountId: "acct-fence", email: credential.email, fencedFrom: fenced },
+      { ...sibling("~/.codex/auth.json", codex), onRedeemed: async (next) => void handedBack.push(next.refreshToken) },
+    ]);
+    const guard = await openGuard({ siblingSources: [source] });
+
+    const body = await tokens(await guard.refresh(credential.refresh, redeemAt(server)));
+    expect(server.refreshLive(body.refresh_token)).toBe(true);
+    expect(server.counters).toMatchObject({ redemptions: 2, reuses: 1 });
+    expect(handedBack.map(fp)).toEqual([fp(body.refresh_token)]);
+    expect(eventsOf("recovered")).toMatchObject([{ source: "~/.codex/auth.json" }]);
+  });
+
+  it("without the fence (or any copy naming the account) recovers nothing: the account is unknown", async () => {
+    const server = await standIn();
+    const credential = server.issue("acct-nofence");
+    const codex = server.redeemOutside(credential.refresh)!;
+    const handedBack: string[] = [];
+    const source = staticSiblingSource("stores", () => [
+      { source: "other fence", refreshToken: "openclaw-oauth-refresh-fence:v1:y", accountId: "acct-nofence", fencedFrom: () => false },
+      { ...sibling("~/.codex/auth.json", codex), onRedeemed: async (next) => void handedBack.push(next.refreshToken) },
+    ]);
+    const guard = await openGuard({ siblingSources: [source] });
+    expect((await guard.refresh(credential.refresh, redeemAt(server))).status).toBe(401);
+    expect(handedBack).toEqual([]);
+    expect(server.refreshLive(codex.refresh)).toBe(true);
+  });
+
   it("never adopts a sibling of another account", async () => {
     const server = await standIn();
     const credential = server.issue("acct-mine");
