@@ -288,7 +288,7 @@ describe("status", () => {
     expect(status.locks.map((lock) => lock.key)).toEqual([keyOf(credential.refresh).slice(0, 8)]);
     expect(status.locks[0]!.pid).toBe(agent!.child.pid);
     expect(status.journal.entries).toBe(1);
-    const text = formatStatus({ plugin: { id: "refresh-guard", version: "test" }, host: { version: null, supported: true, hook: "attached" } as never, guard: status });
+    const text = formatStatus({ plugin: { id: "refresh-guard", version: "test" }, host: { version: null, supported: true, note: "", hook: "attached", seam: "global-fetch", seams: ["global-fetch"] }, guard: status });
     expect(text).toContain(`coordination: redis ${redis.url} (reachable, ping `);
   });
 
@@ -299,7 +299,7 @@ describe("status", () => {
     const status = await statusOf({ coordination: { backend: "redis", redis: { url, connectTimeoutMs: 300, onUnavailable: "file" } } }, root);
     expect(status.coordination).toMatchObject({ backend: "redis", location: url, reachable: false, onUnavailable: "file" });
     expect(status.coordination.problem).toContain(`cannot reach Redis at ${url}`);
-    const text = formatStatus({ plugin: { id: "refresh-guard", version: "test" }, host: { version: null, supported: true, hook: "attached" } as never, guard: status });
+    const text = formatStatus({ plugin: { id: "refresh-guard", version: "test" }, host: { version: null, supported: true, note: "", hook: "attached", seam: "global-fetch", seams: ["global-fetch"] }, guard: status });
     expect(text).toContain(`coordination: redis ${url} (UNREACHABLE; when unreachable falls back to the file lock)`);
   });
 });
