@@ -33,15 +33,14 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { arch, cpus, loadavg, platform, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-
-import { Agent, type AgentConfig, type CallResult, type Mark, type Mode, startAgents } from "../test/support/agent-pool.ts";
-import type { LockOptions, PeerConfig } from "../test/support/simulated-agent.ts";
-import { ensureHost } from "../test/support/install-host.ts";
-import { type RedisServer, startRedis } from "../test/support/redis-server.ts";
 import { parseConfig } from "../src/config/parse-config.ts";
+import { DEFAULT_TIMING } from "../src/core/refresh-guard.ts";
 import { installFetchInterceptor } from "../src/hosts/global-fetch.ts";
 import { GuardRuntime } from "../src/plugin/guard-runtime.ts";
-import { DEFAULT_TIMING } from "../src/core/refresh-guard.ts";
+import { Agent, type AgentConfig, type CallResult, type Mark, type Mode, startAgents } from "../test/support/agent-pool.ts";
+import { ensureHost } from "../test/support/install-host.ts";
+import { type RedisServer, startRedis } from "../test/support/redis-server.ts";
+import type { LockOptions, PeerConfig } from "../test/support/simulated-agent.ts";
 import { type StandInEndpoint, startStandIn } from "../test/support/token-endpoint-server.ts";
 
 const { values: args } = parseArgs({
@@ -56,7 +55,13 @@ const QUICK = args.quick === true;
 const SCALE_CALLERS = 8;
 const PLAN = QUICK
   ? {
-      processes: 8, callers: 4, rotations: 3, crashRuns: 3, hotWarmup: 1500, hotRounds: 20, hotRequests: 100,
+      processes: 8,
+      callers: 4,
+      rotations: 3,
+      crashRuns: 3,
+      hotWarmup: 1500,
+      hotRounds: 20,
+      hotRequests: 100,
       headlineArms: ["guard", "guardBefore", "bare", "peer", "floor", "redis"] as ArmName[],
       /** the waiter-path profile (before/after): the headline point itself */
       gap: null as { processes: number; callers: number; rotations: number } | null,
@@ -64,7 +69,13 @@ const PLAN = QUICK
       scaleRotations: 2,
     }
   : {
-      processes: 32, callers: 8, rotations: 10, crashRuns: 5, hotWarmup: 1500, hotRounds: 30, hotRequests: 200,
+      processes: 32,
+      callers: 8,
+      rotations: 10,
+      crashRuns: 5,
+      hotWarmup: 1500,
+      hotRounds: 30,
+      hotRequests: 200,
       headlineArms: ["guard", "bare", "peer", "floor", "redis"] as ArmName[],
       gap: { processes: 8, callers: 4, rotations: 5 } as { processes: number; callers: number; rotations: number } | null,
       scale: [1, 2, 4, 8, 16, 32, 64],
@@ -166,7 +177,10 @@ async function measureHotPath(): Promise<HotPathResult> {
     const host = { fetch: original };
     // The plugin's own routes (a real runtime's token URL on the same origin), as register() installs them.
     const stateDir = await mkdtemp(join(tmpdir(), "rg-bench-hot-"));
-    const config = parseConfig({ guardDir: join(stateDir, "refresh-guard"), providers: { "openai-codex": { tokenUrl: `${base}/oauth/token` } } }, { stateDir });
+    const config = parseConfig(
+      { guardDir: join(stateDir, "refresh-guard"), providers: { "openai-codex": { tokenUrl: `${base}/oauth/token` } } },
+      { stateDir },
+    );
     const silent = () => undefined;
     const runtime = new GuardRuntime(config, { logger: { info: silent, warn: silent, error: silent }, stateDir });
     installFetchInterceptor(runtime.routes(), host);
@@ -174,7 +188,8 @@ async function measureHotPath(): Promise<HotPathResult> {
     if (wrapped === original) throw new Error("bench: the interceptor did not wrap fetch");
 
     const get = () => [`${base}/v1/models`, undefined] as const;
-    const post = () => [`${base}/v1/responses`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"input":"hi"}' }] as const;
+    const post = () =>
+      [`${base}/v1/responses`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"input":"hi"}' }] as const;
     const timeOne = async (fetchImpl: typeof fetch, request: () => readonly [string, RequestInit | undefined]) => {
       const [url, init] = request();
       const started = performance.now();
@@ -196,7 +211,10 @@ async function measureHotPath(): Promise<HotPathResult> {
     const perRound: Record<string, { get: number[]; post: number[] }> = {};
     for (const name of names) perRound[name] = { get: [], post: [] };
     for (let r = 0; r < PLAN.hotRounds; r += 1) {
-      for (const [kind, request] of [["get", get], ["post", post]] as const) {
+      for (const [kind, request] of [
+        ["get", get],
+        ["post", post],
+      ] as const) {
         const samples: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
         for (let i = 0; i < PLAN.hotRequests; i += 1) {
           // Rotate which arm goes first, so no arm always follows another.
@@ -225,10 +243,7 @@ async function measureHotPath(): Promise<HotPathResult> {
     };
     const getCmp = compare("get", "with");
     const postCmp = compare("post", "with");
-    const control = Math.max(
-      Math.abs(compare("get", "control").ratio - 1),
-      Math.abs(compare("post", "control").ratio - 1),
-    );
+    const control = Math.max(Math.abs(compare("get", "control").ratio - 1), Math.abs(compare("post", "control").ratio - 1));
     return {
       ratio: Math.max(getCmp.ratio, postCmp.ratio),
       get: getCmp,
@@ -446,7 +461,8 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
     };
 
     const readStoreRefresh = async () =>
-      (JSON.parse(await readFile(storePath, "utf8")) as { profiles: Record<string, { refresh: string }> }).profiles[PEER_PROFILE_ID]!.refresh;
+      (JSON.parse(await readFile(storePath, "utf8")) as { profiles: Record<string, { refresh: string }> }).profiles[PEER_PROFILE_ID]!
+        .refresh;
 
     /** One rotation of `arm`; its agents presented `copies`. */
     const rotate = async (state: ArmState) => {
@@ -494,7 +510,19 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
     };
 
     const states: ArmState[] = arms.map((arm) => ({
-      arm, overServer: [], perRotationP99: [], wall: [], cpuMs: [], failures: 0, redemptions: 0, reuses: 0, invalid: 0, outcomes: {}, stages: {}, timeline: {}, copies: [],
+      arm,
+      overServer: [],
+      perRotationP99: [],
+      wall: [],
+      cpuMs: [],
+      failures: 0,
+      redemptions: 0,
+      reuses: 0,
+      invalid: 0,
+      outcomes: {},
+      stages: {},
+      timeline: {},
+      copies: [],
     }));
     for (const state of states) {
       const login = server.issue(`acct-warmup-${state.arm.name}`);
@@ -535,7 +563,8 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
       }
       progress(
         `${label} rotation ${rotation + 1}/${plan.rotations}: p99 over server ` +
-          states.map((state) => `${state.arm.name} ${state.perRotationP99.at(-1)}`).join(", ") + " ms",
+          states.map((state) => `${state.arm.name} ${state.perRotationP99.at(-1)}`).join(", ") +
+          " ms",
       );
     }
     const results: Record<string, RotationResult> = {};
@@ -563,7 +592,10 @@ async function runPoint(plan: PointPlan): Promise<Record<string, RotationResult>
         result.timeline = Object.fromEntries(Object.entries(state.timeline).map(([step, values]) => [step, round(median(values))]));
         const per = plan.processes * plan.rotations;
         result.stages = Object.fromEntries(
-          Object.entries(state.stages).map(([stage, time]) => [stage, { callsPerProcess: round(time.n / per, 2), msPerProcess: round(time.ms / per, 2) }]),
+          Object.entries(state.stages).map(([stage, time]) => [
+            stage,
+            { callsPerProcess: round(time.n / per, 2), msPerProcess: round(time.ms / per, 2) },
+          ]),
         );
       }
       results[state.arm.name] = result;
@@ -619,7 +651,9 @@ function timeline(marks: Mark[][], answers: CallResult[][]): Record<string, numb
     // The redeeming process's own callers wait for the whole durable write and the lock release;
     // with few processes they are the slowest callers of a rotation.
     redeemerCallersOverServerMaxMs: Math.max(...answers[redeemer]!.map((result) => result.ms - LATENCY_MS)),
-    waitingCallersOverServerMaxMs: Math.max(...answers.flatMap((results, i) => (i === redeemer ? [] : results.map((result) => result.ms - LATENCY_MS)))),
+    waitingCallersOverServerMaxMs: Math.max(
+      ...answers.flatMap((results, i) => (i === redeemer ? [] : results.map((result) => result.ms - LATENCY_MS))),
+    ),
   };
 }
 
@@ -629,7 +663,12 @@ async function peerConfig(stateDir: string): Promise<PeerConfig> {
   return {
     lockModule: host.lockModule,
     // resolveOAuthRefreshLockPath: sha256 of provider, NUL, profile id.
-    refreshLockPath: join(stateDir, "locks", "oauth-refresh", `sha256-${createHash("sha256").update(`openai-codex\0${PEER_PROFILE_ID}`).digest("hex")}`),
+    refreshLockPath: join(
+      stateDir,
+      "locks",
+      "oauth-refresh",
+      `sha256-${createHash("sha256").update(`openai-codex\0${PEER_PROFILE_ID}`).digest("hex")}`,
+    ),
     refreshLock: OAUTH_REFRESH_LOCK_OPTIONS,
     storePath: join(stateDir, "agents", "main", "agent", "auth-profiles.json"),
     storeLock: AUTH_STORE_LOCK_OPTIONS,
@@ -640,7 +679,13 @@ async function peerConfig(stateDir: string): Promise<PeerConfig> {
 
 /** The shared store holding the profile's credential, expired (a refresh is due) or not. */
 async function writeStore(storePath: string, refresh: string, expired: boolean): Promise<void> {
-  const credential = { type: "oauth", provider: "openai-codex", access: "expired", refresh, expires: expired ? Date.now() - 1000 : Date.now() + 3600_000 };
+  const credential = {
+    type: "oauth",
+    provider: "openai-codex",
+    access: "expired",
+    refresh,
+    expires: expired ? Date.now() - 1000 : Date.now() + 3600_000,
+  };
   await writeFile(storePath, JSON.stringify({ version: 1, profiles: { [PEER_PROFILE_ID]: credential } }, null, 2));
 }
 
@@ -743,18 +788,26 @@ function meets(name: TargetName, value: number): boolean {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((row) =>
+      row
+        .map((cell, column) => cell.padEnd(widths[column]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 /** Share of all CPUs' time spent busy over the next `ms`. */
 async function machineBusy(ms: number): Promise<number> {
-  const sample = () => cpus().reduce(
-    (sum, cpu) => {
-      const { idle, ...rest } = cpu.times;
-      return { idle: sum.idle + idle, total: sum.total + idle + Object.values(rest).reduce((a, b) => a + b, 0) };
-    },
-    { idle: 0, total: 0 },
-  );
+  const sample = () =>
+    cpus().reduce(
+      (sum, cpu) => {
+        const { idle, ...rest } = cpu.times;
+        return { idle: sum.idle + idle, total: sum.total + idle + Object.values(rest).reduce((a, b) => a + b, 0) };
+      },
+      { idle: 0, total: 0 },
+    );
   const before = sample();
   await sleep(ms);
   const after = sample();
@@ -785,12 +838,20 @@ async function main(): Promise<void> {
   progress(`hot path ratio ${hot.ratio} (GET ${hot.get.ratio}, POST ${hot.post.ratio}, A/A control ${hot.controlRatio})`);
 
   progress(`headline: ${PLAN.processes} processes × ${PLAN.callers} callers × ${PLAN.rotations} rotations (guard, bare, peer, floor)`);
-  const headline = await runPoint({ processes: PLAN.processes, callers: PLAN.callers, rotations: PLAN.rotations, arms: PLAN.headlineArms, profile: PLAN.gap === null });
-  const gap = PLAN.gap === null ? headline : await runPoint({ ...PLAN.gap, arms: ["guard", "guardBefore", "bare", "peer", "floor"], profile: true });
+  const headline = await runPoint({
+    processes: PLAN.processes,
+    callers: PLAN.callers,
+    rotations: PLAN.rotations,
+    arms: PLAN.headlineArms,
+    profile: PLAN.gap === null,
+  });
+  const gap =
+    PLAN.gap === null ? headline : await runPoint({ ...PLAN.gap, arms: ["guard", "guardBefore", "bare", "peer", "floor"], profile: true });
   const scale: { processes: number; arms: Record<string, RotationResult> }[] = [];
   for (const processes of PLAN.scale) {
     const reuse = processes === PLAN.processes && PLAN.callers === SCALE_CALLERS ? headline : null;
-    const arms = reuse ?? (await runPoint({ processes, callers: SCALE_CALLERS, rotations: PLAN.scaleRotations, arms: ["guard", "peer", "floor"] }));
+    const arms =
+      reuse ?? (await runPoint({ processes, callers: SCALE_CALLERS, rotations: PLAN.scaleRotations, arms: ["guard", "peer", "floor"] }));
     scale.push({ processes, arms });
   }
   progress(`crash recovery, ${PLAN.crashRuns} runs each: the guard, then the peer`);
@@ -813,14 +874,20 @@ async function main(): Promise<void> {
     waiterP99VsFloor: ratio(guarded.overServerMs.p99, floor.overServerMs.p99),
     crashRecoveryVsPeer: ratio(crash.medianMs, peerCrash.medianMs),
   };
-  const targetsMet = Object.fromEntries(
-    (Object.keys(TARGETS) as TargetName[]).map((name) => [name, meets(name, metrics[name])]),
-  ) as Record<TargetName, boolean> & { crashRecoveryMaxMs?: boolean };
+  const targetsMet = Object.fromEntries((Object.keys(TARGETS) as TargetName[]).map((name) => [name, meets(name, metrics[name])])) as Record<
+    TargetName,
+    boolean
+  > & { crashRecoveryMaxMs?: boolean };
   targetsMet.crashRecoveryMaxMs = meets("crashRecoveryMs", crash.maxMs);
 
   const mark = (ok: boolean) => (ok ? "✓ pass" : "✗ MISS");
   const target = (name: TargetName) => `${TARGETS[name].op} ${TARGETS[name].value}`;
-  const row = (name: TargetName, label: string = name, value: number = metrics[name]) => [label, String(value), target(name), mark(meets(name, value))];
+  const row = (name: TargetName, label: string = name, value: number = metrics[name]) => [
+    label,
+    String(value),
+    target(name),
+    mark(meets(name, value)),
+  ];
   const rows: string[][] = [
     ["metric", "value", "target", ""],
     row("redemptionsPerRotation"),
@@ -846,7 +913,9 @@ async function main(): Promise<void> {
     row("crashRecoveryVsPeer"),
   ];
 
-  const scaleRows: string[][] = [["processes × 8", "arm", "redemptions/rot", "failures", "p50 over server", "p99 over server", "CPU ms/rot", "wall ms/rot (p50)"]];
+  const scaleRows: string[][] = [
+    ["processes × 8", "arm", "redemptions/rot", "failures", "p50 over server", "p99 over server", "CPU ms/rot", "wall ms/rot (p50)"],
+  ];
   for (const point of scale) {
     for (const name of ["guard", "peer", "floor"] as const) {
       const arm = point.arms[name];
@@ -910,7 +979,9 @@ async function main(): Promise<void> {
     `  p99 per rotation (ms): ${guarded.perRotationP99OverServerMs.join(", ")} (median ${guarded.medianRotationP99OverServerMs})`,
     `  rotation wall time (ms): ${fmt(guarded.rotationWallMs)}`,
     `  redemptions ${guarded.redemptions} · reuse answers ${guarded.reuses} · failures ${guarded.failures} · ` +
-      `outcomes ${Object.entries(guarded.outcomes ?? {}).map(([type, count]) => `${type}=${count}`).join(" ")}`,
+      `outcomes ${Object.entries(guarded.outcomes ?? {})
+        .map(([type, count]) => `${type}=${count}`)
+        .join(" ")}`,
     `  ${PLAN.processes} agents started in ${guarded.startupMs} ms; untimed warm-up rotation (cold processes): ` +
       `p99 ${guarded.warmup.p99OverServerMs} ms over server, failures ${guarded.warmup.failures}`,
     `peer: OpenClaw ${PEER_HOST_VERSION}'s own lock (openclaw/plugin-sdk/file-lock, 20 retries 100 ms–10 s, stale 180 s) and a shared store re-read under it`,

@@ -13,7 +13,7 @@ import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { REPO_ROOT, STAGE_DIR, packPackage, stagePackage } from "./package-plugin.mjs";
+import { packPackage, REPO_ROOT, STAGE_DIR, stagePackage } from "./package-plugin.mjs";
 
 const OPENCLAW = process.env.OPENCLAW_CLI || "openclaw";
 const PLUGIN_ID = "refresh-guard";

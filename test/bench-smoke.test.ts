@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 
 import { describe, expect, it } from "vitest";
 
-import { REPO_ROOT, ensureHost } from "./support/install-host.ts";
+import { ensureHost, REPO_ROOT } from "./support/install-host.ts";
 
 const SMALL = {
   processes: 2,
@@ -60,13 +60,14 @@ const KEPT_FIELDS = [
 ] as const;
 
 describe("npm run bench (shrunk plan)", () => {
-
   it("npm run bench -- --json: every design once, the table, and one JSON object as the last line", async () => {
     await ensureHost("2026.5.7");
     const run = await bench(["--json"], { ...SMALL, gap: { processes: 2, callers: 2, rotations: 1 } });
     expect(run.code, run.stderr).toBe(0);
     const lines = run.stdout.trimEnd().split("\n");
-    const report = JSON.parse(lines.at(-1)!) as Record<string, unknown> & { scale: { processes: number; guard: unknown; peer: unknown; floor: unknown }[] };
+    const report = JSON.parse(lines.at(-1)!) as Record<string, unknown> & {
+      scale: { processes: number; guard: unknown; peer: unknown; floor: unknown }[];
+    };
     for (const field of [...KEPT_FIELDS, ...NEW_FIELDS]) expect(report, field).toHaveProperty(field);
     // One redemption per rotation and no failure, with the guard and with the host's own lock.
     expect(report.redemptionsPerRotation).toBe(1);
@@ -86,7 +87,11 @@ describe("npm run bench (shrunk plan)", () => {
     await ensureHost("2026.5.7");
     for (const args of [["--quick"], []]) {
       // Quick profiles the waiter path at its headline point; the full plan at a point of its own.
-      const run = await bench(args, { ...SMALL, scale: [1], ...(args.length > 0 ? {} : { gap: { processes: 2, callers: 2, rotations: 1 } }) });
+      const run = await bench(args, {
+        ...SMALL,
+        scale: [1],
+        ...(args.length > 0 ? {} : { gap: { processes: 2, callers: 2, rotations: 1 } }),
+      });
       expect(run.code, run.stderr).toBe(0);
       expect(run.stdout).toContain(args.length > 0 ? "refresh-guard benchmark (quick)" : "refresh-guard benchmark (full)");
       expect(run.stdout).toContain("waiterP99VsPeer");

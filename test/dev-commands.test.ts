@@ -24,7 +24,12 @@ describe("README commands", () => {
     const row = (label: string) => {
       const line = stdout.split("\n").find((text) => text.includes(label));
       if (line === undefined) throw new Error(`no "${label}" row in:\n${stdout}`);
-      return line.split("│").map((cell) => cell.trim()).filter((cell) => cell !== "").slice(1).map(Number);
+      return line
+        .split("│")
+        .map((cell) => cell.trim())
+        .filter((cell) => cell !== "")
+        .slice(1)
+        .map(Number);
     };
     // refreshes, succeeded, failed over, endpoint redemptions, 401 refresh_token_reused
     const [refreshes, ok, failed, redemptions, reuses] = row("without guard");

@@ -1,16 +1,16 @@
 // Faults with real processes and signals: every fault ends in a valid token or in one clear,
 // actionable error, nothing half-written is ever read, and no token reaches any output.
-import { createHash } from "node:crypto";
+
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-
-import { type Agent, type AgentConfig, startAgents } from "./support/agent-pool.ts";
 import { parseConfig } from "../src/config/parse-config.ts";
 import { GuardRuntime } from "../src/plugin/guard-runtime.ts";
 import { Journal } from "../src/store/journal.ts";
+import { type Agent, type AgentConfig, startAgents } from "./support/agent-pool.ts";
 import { type Fault, type StandInEndpoint, type StandInOptions, startStandIn } from "./support/token-endpoint-server.ts";
 
 const LOGIN = "openclaw models auth login --provider openai-codex";
@@ -283,14 +283,22 @@ describe("bad input", () => {
   it("torn, corrupt, huge and special agent stores are skipped while recovery adopts the good sibling", async () => {
     const { server, agents, stateDir } = await scenario();
     const store = (agent: string) => join(stateDir, "agents", agent, "agent", "auth-profiles.json");
-    for (const agent of ["torn", "garbage", "huge", "fifo", "good"]) await mkdir(join(stateDir, "agents", agent, "agent"), { recursive: true });
+    for (const agent of ["torn", "garbage", "huge", "fifo", "good"])
+      await mkdir(join(stateDir, "agents", agent, "agent"), { recursive: true });
     const original = server.issue("acct-siblings");
     const successor = server.redeemOutside(original.refresh)!; // spent outside the guard
     await writeFile(store("torn"), '{"version":1,"profiles":{"openai-codex:default":{"type":"oauth","refr');
     await writeFile(store("garbage"), "\u0000\u0001 not json");
     await writeFile(store("huge"), Buffer.alloc(5 * 1024 * 1024, 0x20));
     execFileSync("mkfifo", [store("fifo")]);
-    const profile = { type: "oauth", provider: "openai-codex", access: successor.access, refresh: successor.refresh, expires: successor.expires, accountId: "acct-siblings" };
+    const profile = {
+      type: "oauth",
+      provider: "openai-codex",
+      access: successor.access,
+      refresh: successor.refresh,
+      expires: successor.expires,
+      accountId: "acct-siblings",
+    };
     await writeFile(store("good"), JSON.stringify({ version: 1, profiles: { "openai-codex:default": profile } }));
     const mine = { ...profile, refresh: original.refresh, access: original.access };
     await mkdir(join(stateDir, "agents", "me", "agent"), { recursive: true });

@@ -4,9 +4,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-
-import { type StandInEndpoint, startStandIn } from "./support/token-endpoint-server.ts";
 import { type Agent, startAgents } from "./support/agent-pool.ts";
+import { type StandInEndpoint, startStandIn } from "./support/token-endpoint-server.ts";
 
 const PROCESSES = 8;
 const CALLERS = 8;

@@ -2,13 +2,13 @@
 // and its package.json carries what hosts read and nothing a user's install would resolve for
 // development.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { type PackedPackage, REPO_ROOT, packPackage } from "../scripts/package-plugin.mjs";
+import { type PackedPackage, packPackage, REPO_ROOT } from "../scripts/package-plugin.mjs";
 
 let dir: string;
 let packed: PackedPackage;
@@ -37,7 +37,10 @@ function expectedDist(): string[] {
 describe("npm package", () => {
   it("contains exactly dist/ compiled from src/, openclaw.plugin.json, README.md and package.json", () => {
     expect(packed.files).toEqual([...expectedDist(), "README.md", "openclaw.plugin.json", "package.json"].sort());
-    const tarList = execFileSync("tar", ["-tzf", packed.tgz], { encoding: "utf8" }).trim().split("\n").map((p) => p.replace(/^package\//, ""));
+    const tarList = execFileSync("tar", ["-tzf", packed.tgz], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .map((p) => p.replace(/^package\//, ""));
     expect(tarList.sort()).toEqual(packed.files);
   });
 

@@ -8,13 +8,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-
-import { Agent, type AgentConfig } from "./support/agent-pool.ts";
-import { freePort, startRedis } from "./support/redis-server.ts";
-import { type StandInEndpoint, startStandIn } from "./support/token-endpoint-server.ts";
 import { formatStatus } from "../src/cli/status-report.ts";
 import { parseConfig } from "../src/config/parse-config.ts";
 import { GuardRuntime } from "../src/plugin/guard-runtime.ts";
+import { Agent, type AgentConfig } from "./support/agent-pool.ts";
+import { freePort, startRedis } from "./support/redis-server.ts";
+import { type StandInEndpoint, startStandIn } from "./support/token-endpoint-server.ts";
 
 const keyOf = (token: string) => createHash("sha256").update(token).digest("hex");
 const servers: StandInEndpoint[] = [];
@@ -64,7 +63,10 @@ async function within<T>(promise: Promise<T>, ms: number, agents: Agent[]): Prom
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => {
-      const report = agents.map((agent, i) => `agent ${i} pid ${agent.child.pid} exit ${agent.child.exitCode ?? agent.child.signalCode}:\n${[...agent.logs.map(({ line }) => line), ...agent.output].join("\n")}`);
+      const report = agents.map(
+        (agent, i) =>
+          `agent ${i} pid ${agent.child.pid} exit ${agent.child.exitCode ?? agent.child.signalCode}:\n${[...agent.logs.map(({ line }) => line), ...agent.output].join("\n")}`,
+      );
       reject(new Error(`no answer within ${ms} ms\n${report.join("\n")}`));
     }, ms);
   });
@@ -196,7 +198,13 @@ describe("Redis itself failing", () => {
     await within(redis.signal("SIGKILL"), 10_000, []);
     await within(redis.start(), 20_000, []);
     holder!.resume();
-    const results = record(await within(Promise.all([held, waiting]).then(([h, w]) => [...h, ...w.flat()]), 30_000, [holder!, ...others]));
+    const results = record(
+      await within(
+        Promise.all([held, waiting]).then(([h, w]) => [...h, ...w.flat()]),
+        30_000,
+        [holder!, ...others],
+      ),
+    );
     expect(results.map((result) => result.status)).toEqual(Array(7).fill(200));
     expect(new Set(results.map((result) => result.refresh)).size).toBe(1);
     expect(server.counters.redemptions).toBe(1);
@@ -204,7 +212,11 @@ describe("Redis itself failing", () => {
     // And the next rotation goes through the restarted server as usual (the holder, if it redeems
     // again, pauses at the same stage: let it go on).
     void holder!.stage().then(() => holder!.resume());
-    const next = record((await within(Promise.all([holder!, ...others].map((agent) => agent.refresh(results[0]!.refresh!, 2))), 20_000, [holder!, ...others])).flat());
+    const next = record(
+      (
+        await within(Promise.all([holder!, ...others].map((agent) => agent.refresh(results[0]!.refresh!, 2))), 20_000, [holder!, ...others])
+      ).flat(),
+    );
     expect(next.every((result) => result.status === 200 && result.refresh === next[0]!.refresh)).toBe(true);
     expect(server.counters.redemptions).toBe(2);
     expect(server.counters.reuses).toBe(0);
@@ -265,7 +277,11 @@ describe("credentials", () => {
       const [missing] = record(await unset!.refresh(ok!.refresh!, 1));
       expect(missing!.error).toContain("RG_TEST_REDIS_PASSWORD_UNSET is not set");
       expect(server.counters.requests).toBe(1);
-      const texts = [...outputs, ...logLines([withPassword!, withoutPassword!, unset!]), ...[withPassword!, withoutPassword!, unset!].flatMap((a) => a.output)];
+      const texts = [
+        ...outputs,
+        ...logLines([withPassword!, withoutPassword!, unset!]),
+        ...[withPassword!, withoutPassword!, unset!].flatMap((a) => a.output),
+      ];
       expect(texts.filter((text) => text.includes(password))).toEqual([]);
     } finally {
       delete process.env.RG_TEST_REDIS_PASSWORD;
@@ -288,7 +304,11 @@ describe("status", () => {
     expect(status.locks.map((lock) => lock.key)).toEqual([keyOf(credential.refresh).slice(0, 8)]);
     expect(status.locks[0]!.pid).toBe(agent!.child.pid);
     expect(status.journal.entries).toBe(1);
-    const text = formatStatus({ plugin: { id: "refresh-guard", version: "test" }, host: { version: null, supported: true, note: "", hook: "attached", seam: "global-fetch", seams: ["global-fetch"] }, guard: status });
+    const text = formatStatus({
+      plugin: { id: "refresh-guard", version: "test" },
+      host: { version: null, supported: true, note: "", hook: "attached", seam: "global-fetch", seams: ["global-fetch"] },
+      guard: status,
+    });
     expect(text).toContain(`coordination: redis ${redis.url} (reachable, ping `);
   });
 
@@ -296,10 +316,17 @@ describe("status", () => {
     const root = await mkdtemp(join(tmpdir(), "rg-redis-status-"));
     cleanups.push(() => rm(root, { recursive: true, force: true }));
     const url = `redis://127.0.0.1:${await freePort()}`;
-    const status = await statusOf({ coordination: { backend: "redis", redis: { url, connectTimeoutMs: 300, onUnavailable: "file" } } }, root);
+    const status = await statusOf(
+      { coordination: { backend: "redis", redis: { url, connectTimeoutMs: 300, onUnavailable: "file" } } },
+      root,
+    );
     expect(status.coordination).toMatchObject({ backend: "redis", location: url, reachable: false, onUnavailable: "file" });
     expect(status.coordination.problem).toContain(`cannot reach Redis at ${url}`);
-    const text = formatStatus({ plugin: { id: "refresh-guard", version: "test" }, host: { version: null, supported: true, note: "", hook: "attached", seam: "global-fetch", seams: ["global-fetch"] }, guard: status });
+    const text = formatStatus({
+      plugin: { id: "refresh-guard", version: "test" },
+      host: { version: null, supported: true, note: "", hook: "attached", seam: "global-fetch", seams: ["global-fetch"] },
+      guard: status,
+    });
     expect(text).toContain(`coordination: redis ${url} (UNREACHABLE; when unreachable falls back to the file lock)`);
   });
 });

@@ -57,7 +57,10 @@ interface ProbeReport {
 /** Runs one probe; rejects if it does not report and exit within HANG_MS (it is then killed). */
 function probe(scenario: string, extra: { file?: string; count?: number } = {}): Promise<ProbeReport> {
   const config = { scenario, guardDir, stateDir, key: KEY, token: TOKEN, normalFile, file: extra.file ?? "", count: extra.count ?? 0 };
-  const child = fork(PROBE, [], { env: { ...process.env, PROBE_CONFIG: JSON.stringify(config) }, stdio: ["ignore", "pipe", "pipe", "ipc"] });
+  const child = fork(PROBE, [], {
+    env: { ...process.env, PROBE_CONFIG: JSON.stringify(config) },
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
+  });
   const output: string[] = [];
   child.stdout?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
@@ -200,7 +203,9 @@ describe("a token answer that never ends, in a process whose fetch drops the abo
     await server?.stop();
   });
 
-  it("times that process's caller out, and another process takes the lock after staleMs and redeems once", { timeout: 45_000 }, async () => {
+  it("times that process's caller out, and another process takes the lock after staleMs and redeems once", {
+    timeout: 45_000,
+  }, async () => {
     server = await startStandIn();
     const pluginConfig = { guardDir, requestTimeoutMs: 1000, lock: { staleMs: 2000, waitTimeoutMs: 20_000 } };
     const [stuck] = await startAgents(1, { stateDir, tokenUrl: server.url, pluginConfig, dropSignal: true });

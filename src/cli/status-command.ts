@@ -1,6 +1,6 @@
 // `openclaw refresh-guard status [--json]`: what the guard sees, never a token.
 import { PLUGIN_ID } from "../config/options.ts";
-import { type StatusReport, formatStatus } from "./status-report.ts";
+import { formatStatus, type StatusReport } from "./status-report.ts";
 
 /** The slice of commander's Command used to add the status command. */
 export interface CliProgram {

@@ -1,7 +1,8 @@
 // The status command's report and its text form. Built only from labels, counts, paths and times.
-import type { GuardStatus } from "../plugin/guard-runtime.ts";
-import type { HostAssessment } from "../hosts/host-compat.ts";
+
 import type { SeamName } from "../hosts/detect-seam.ts";
+import type { HostAssessment } from "../hosts/host-compat.ts";
+import type { GuardStatus } from "../plugin/guard-runtime.ts";
 
 export interface StatusReport {
   plugin: { id: string; version: string };

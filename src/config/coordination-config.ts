@@ -32,14 +32,27 @@ const REDIS_FIELDS: Record<RedisField, Field> = {
     schema: {
       type: "string",
       pattern: "^rediss?://",
-      description: "redis://[user[:password]@]host[:port][/db] or rediss:// for TLS. Required with backend redis. Prefer passwordEnv to a password here.",
+      description:
+        "redis://[user[:password]@]host[:port][/db] or rediss:// for TLS. Required with backend redis. Prefer passwordEnv to a password here.",
     },
   },
   keyPrefix: {
-    schema: { type: "string", minLength: 1, maxLength: 200, default: "refresh-guard:", description: "Prefix of every key and channel the guard uses." },
+    schema: {
+      type: "string",
+      minLength: 1,
+      maxLength: 200,
+      default: "refresh-guard:",
+      description: "Prefix of every key and channel the guard uses.",
+    },
   },
   connectTimeoutMs: {
-    schema: { type: "integer", minimum: 100, maximum: 60_000, default: 2000, description: "Longest wait to connect before the refresh fails (or falls back)." },
+    schema: {
+      type: "integer",
+      minimum: 100,
+      maximum: 60_000,
+      default: 2000,
+      description: "Longest wait to connect before the refresh fails (or falls back).",
+    },
   },
   commandTimeoutMs: {
     schema: {
@@ -51,13 +64,18 @@ const REDIS_FIELDS: Record<RedisField, Field> = {
     },
   },
   passwordEnv: {
-    schema: { type: "string", pattern: "^[A-Za-z_][A-Za-z0-9_]*$", description: "Environment variable holding the Redis password (used when the URL has none)." },
+    schema: {
+      type: "string",
+      pattern: "^[A-Za-z_][A-Za-z0-9_]*$",
+      description: "Environment variable holding the Redis password (used when the URL has none).",
+    },
   },
   onUnavailable: {
     schema: {
       enum: ["fail", "file"],
       default: "fail",
-      description: "Redis unreachable: fail the refresh (fail closed), or fall back to the local file lock with a warning (coordinates only this machine).",
+      description:
+        "Redis unreachable: fail the refresh (fail closed), or fall back to the local file lock with a warning (coordinates only this machine).",
     },
   },
 };
@@ -70,7 +88,11 @@ export function coordinationSchema(): Record<string, unknown> {
     additionalProperties: false,
     description: "How processes coordinate: the guard directory (file) or one Redis server shared by hosts with no shared disk.",
     properties: {
-      backend: { enum: ["file", "redis"], default: "file", description: "file: processes that see one guard directory. redis: every process that reaches coordination.redis.url." },
+      backend: {
+        enum: ["file", "redis"],
+        default: "file",
+        description: "file: processes that see one guard directory. redis: every process that reaches coordination.redis.url.",
+      },
       redis: { type: "object", additionalProperties: false, properties: redis },
     },
   };
@@ -79,21 +101,25 @@ export function coordinationSchema(): Record<string, unknown> {
 export function parseCoordination(raw: unknown, root: string): CoordinationConfig {
   const path = `${root}.coordination`;
   if (raw === undefined) return DEFAULT_COORDINATION;
-  if (!isRecord(raw)) throw new ConfigError(path, `expected an object like { "backend": "redis", "redis": { "url": "redis://host:6379" } }`);
+  if (!isRecord(raw))
+    throw new ConfigError(path, `expected an object like { "backend": "redis", "redis": { "url": "redis://host:6379" } }`);
   for (const key of Object.keys(raw)) {
     if (key !== "backend" && key !== "redis") throw new ConfigError(`${path}.${key}`, "unknown key; allowed: backend, redis");
   }
   const backend = raw.backend ?? "file";
-  if (backend !== "file" && backend !== "redis") throw new ConfigError(`${path}.backend`, `expected "file" or "redis", got ${show(backend)}`);
+  if (backend !== "file" && backend !== "redis")
+    throw new ConfigError(`${path}.backend`, `expected "file" or "redis", got ${show(backend)}`);
   const redis = raw.redis ?? {};
   if (!isRecord(redis)) throw new ConfigError(`${path}.redis`, "expected an object");
   for (const key of Object.keys(redis)) {
-    if (!(key in REDIS_FIELDS)) throw new ConfigError(`${path}.redis.${key}`, `unknown key; allowed: ${Object.keys(REDIS_FIELDS).join(", ")}`);
+    if (!(key in REDIS_FIELDS))
+      throw new ConfigError(`${path}.redis.${key}`, `unknown key; allowed: ${Object.keys(REDIS_FIELDS).join(", ")}`);
   }
   if (backend === "file") return DEFAULT_COORDINATION;
 
   const at = (field: RedisField) => `${path}.redis.${field}`;
-  if (typeof redis.url !== "string") throw new ConfigError(at("url"), `required with backend "redis": a redis:// or rediss:// URL, got ${show(redis.url)}`);
+  if (typeof redis.url !== "string")
+    throw new ConfigError(at("url"), `required with backend "redis": a redis:// or rediss:// URL, got ${show(redis.url)}`);
   let url: URL;
   try {
     url = new URL(redis.url);
@@ -116,7 +142,8 @@ export function parseCoordination(raw: unknown, root: string): CoordinationConfi
     onUnavailable: "fail",
   };
   const onUnavailable = redis.onUnavailable ?? "fail";
-  if (onUnavailable !== "fail" && onUnavailable !== "file") throw new ConfigError(at("onUnavailable"), `expected "fail" or "file", got ${show(onUnavailable)}`);
+  if (onUnavailable !== "fail" && onUnavailable !== "file")
+    throw new ConfigError(at("onUnavailable"), `expected "fail" or "file", got ${show(onUnavailable)}`);
   config.onUnavailable = onUnavailable;
   if (redis.passwordEnv !== undefined) {
     if (typeof redis.passwordEnv !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(redis.passwordEnv)) {
@@ -128,11 +155,18 @@ export function parseCoordination(raw: unknown, root: string): CoordinationConfi
 }
 
 /** The password named by `passwordEnv`, or undefined; throws ConfigError if the variable is not set. */
-export function redisPassword(config: Extract<CoordinationConfig, { backend: "redis" }>, root: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function redisPassword(
+  config: Extract<CoordinationConfig, { backend: "redis" }>,
+  root: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
   if (config.passwordEnv === undefined) return undefined;
   const value = env[config.passwordEnv];
   if (value === undefined || value === "") {
-    throw new ConfigError(`${root}.coordination.redis.passwordEnv`, `the environment variable ${config.passwordEnv} is not set in this process; set it where OpenClaw runs`);
+    throw new ConfigError(
+      `${root}.coordination.redis.passwordEnv`,
+      `the environment variable ${config.passwordEnv} is not set in this process; set it where OpenClaw runs`,
+    );
   }
   return value;
 }
@@ -140,8 +174,10 @@ export function redisPassword(config: Extract<CoordinationConfig, { backend: "re
 function integer(value: unknown, field: "connectTimeoutMs" | "commandTimeoutMs", path: string): number {
   const schema = REDIS_FIELDS[field].schema as { minimum: number; maximum: number; default: number };
   if (value === undefined) return schema.default;
-  if (typeof value !== "number" || !Number.isInteger(value)) throw new ConfigError(path, `expected a whole number of milliseconds, got ${show(value)}`);
-  if (value < schema.minimum || value > schema.maximum) throw new ConfigError(path, `must be between ${schema.minimum} and ${schema.maximum}, got ${value}`);
+  if (typeof value !== "number" || !Number.isInteger(value))
+    throw new ConfigError(path, `expected a whole number of milliseconds, got ${show(value)}`);
+  if (value < schema.minimum || value > schema.maximum)
+    throw new ConfigError(path, `must be between ${schema.minimum} and ${schema.maximum}, got ${value}`);
   return value;
 }
 

@@ -43,7 +43,14 @@ export type Option = NumberOption | PathOption | PathListOption;
 
 const DAY_MS = 86_400_000;
 
-function numberOption(path: string, timing: keyof GuardTiming, min: number, max: number, description: string, unit: { scale?: number; integer?: boolean } = {}): NumberOption {
+function numberOption(
+  path: string,
+  timing: keyof GuardTiming,
+  min: number,
+  max: number,
+  description: string,
+  unit: { scale?: number; integer?: boolean } = {},
+): NumberOption {
   return { kind: "number", path, timing, min, max, scale: unit.scale ?? 1, integer: unit.integer ?? true, description };
 }
 
@@ -52,27 +59,46 @@ export const OPTIONS: readonly Option[] = [
     kind: "path",
     path: "guardDir",
     allowFalse: false,
-    defaultText: "$XDG_STATE_HOME/openclaw-refresh-guard, else ~/.local/state/openclaw-refresh-guard (one per OS user, shared by all its state dirs)",
+    defaultText:
+      "$XDG_STATE_HOME/openclaw-refresh-guard, else ~/.local/state/openclaw-refresh-guard (one per OS user, shared by all its state dirs)",
     description: "Locks, journal and status record (created 0700).",
   },
-  numberOption("lock.staleMs", "staleMs", 2000, 600_000, "A lock not refreshed for this long belongs to a dead or frozen holder and is taken over."),
-  numberOption("lock.waitTimeoutMs", "waitTimeoutMs", 1000, 600_000, "Longest wait for the lock (at least lock.staleMs); then the refresh fails closed."),
+  numberOption(
+    "lock.staleMs",
+    "staleMs",
+    2000,
+    600_000,
+    "A lock not refreshed for this long belongs to a dead or frozen holder and is taken over.",
+  ),
+  numberOption(
+    "lock.waitTimeoutMs",
+    "waitTimeoutMs",
+    1000,
+    600_000,
+    "Longest wait for the lock (at least lock.staleMs); then the refresh fails closed.",
+  ),
   numberOption("lock.pollMs", "pollMs", 5, 5000, "Fallback poll while waiting (a directory watch normally wakes waiters first)."),
   numberOption("requestTimeoutMs", "requestTimeoutMs", 1000, 600_000, "Longest wait for the token endpoint's answer."),
-  numberOption("minValiditySeconds", "minValidityMs", 0, 86_400, "A stored access token is handed out only if it stays valid this long.", { scale: 1000 }),
-  numberOption("retentionDays", "retentionMs", 1, 365, "Journal entries and spent markers are pruned after this.", { scale: DAY_MS, integer: false }),
+  numberOption("minValiditySeconds", "minValidityMs", 0, 86_400, "A stored access token is handed out only if it stays valid this long.", {
+    scale: 1000,
+  }),
+  numberOption("retentionDays", "retentionMs", 1, 365, "Journal entries and spent markers are pruned after this.", {
+    scale: DAY_MS,
+    integer: false,
+  }),
   {
     kind: "path",
     path: "codexAuthFile",
     allowFalse: true,
     defaultText: "~/.codex/auth.json",
-    description: "The Codex CLI's credentials, read when looking for a sibling (and given the successor when the guard redeems a token found there); false to skip.",
+    description:
+      "The Codex CLI's credentials, read when looking for a sibling (and given the successor when the guard redeems a token found there); false to skip.",
   },
   {
     kind: "pathList",
     path: "siblingStateDirs",
     defaultText: '"auto": ~/.openclaw and ~/.openclaw-<profile>',
-    description: "Other OpenClaw state dirs whose stores recovery reads (never writes): \"auto\", or a list of paths ([] for none).",
+    description: 'Other OpenClaw state dirs whose stores recovery reads (never writes): "auto", or a list of paths ([] for none).',
   },
 ];
 
@@ -111,9 +137,14 @@ export function configSchema(): Record<string, unknown> {
     let schema: Record<string, unknown>;
     if (option.kind === "number") {
       const what = option.integer ? "Whole number" : "Number";
-      schema = { description: `${option.description} ${what} from ${option.min} to ${option.max}; default ${defaultOf(option)}.`, default: defaultOf(option) };
+      schema = {
+        description: `${option.description} ${what} from ${option.min} to ${option.max}; default ${defaultOf(option)}.`,
+        default: defaultOf(option),
+      };
     } else if (option.kind === "path") {
-      schema = { description: `${option.description} ${option.allowFalse ? "Absolute path, ~/path or false" : "Absolute path or ~/path"}; default ${option.defaultText}.` };
+      schema = {
+        description: `${option.description} ${option.allowFalse ? "Absolute path, ~/path or false" : "Absolute path or ~/path"}; default ${option.defaultText}.`,
+      };
     } else {
       schema = { description: `${option.description} Default ${option.defaultText}.` };
     }
@@ -126,7 +157,8 @@ export function configSchema(): Record<string, unknown> {
   }
   properties.coordination = documentOnly(coordinationSchema());
   return {
-    description: "Checked by refresh-guard itself (a problem is logged as event=config_invalid and nothing is attached; the host keeps running).",
+    description:
+      "Checked by refresh-guard itself (a problem is logged as event=config_invalid and nothing is attached; the host keeps running).",
     properties,
   };
 }
@@ -147,7 +179,8 @@ export function documentOnly(node: Record<string, unknown>): Record<string, unkn
   if (node.default !== undefined) result.default = node.default;
   if (typeof node.properties === "object" && node.properties !== null) {
     const properties: Record<string, unknown> = {};
-    for (const [name, child] of Object.entries(node.properties as Record<string, Record<string, unknown>>)) properties[name] = documentOnly(child);
+    for (const [name, child] of Object.entries(node.properties as Record<string, Record<string, unknown>>))
+      properties[name] = documentOnly(child);
     result.properties = properties;
   }
   return result;

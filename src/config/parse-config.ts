@@ -10,7 +10,7 @@ import { isRecord } from "../oauth/json.ts";
 import { CODEX_AUTH_FILE } from "../providers/openai.ts";
 import { knownProviderIds, providerById } from "../providers/registry.ts";
 import { type CoordinationConfig, parseCoordination } from "./coordination-config.ts";
-import { CONFIG_ROOT, type NumberOption, OPTIONS, PLUGIN_ID, type PathListOption, type PathOption } from "./options.ts";
+import { CONFIG_ROOT, type NumberOption, OPTIONS, type PathListOption, type PathOption, PLUGIN_ID } from "./options.ts";
 
 export { CONFIG_ROOT, PLUGIN_ID };
 
@@ -133,7 +133,8 @@ function valueAt(config: Record<string, unknown>, path: string): unknown {
 function parseNumber(option: NumberOption, value: unknown): number {
   const path = `${CONFIG_ROOT}.${option.path}`;
   if (typeof value !== "number" || !Number.isFinite(value)) throw new ConfigError(path, `expected a number, got ${describe(value)}`);
-  if (value < option.min || value > option.max) throw new ConfigError(path, `must be between ${option.min} and ${option.max}, got ${value}`);
+  if (value < option.min || value > option.max)
+    throw new ConfigError(path, `must be between ${option.min} and ${option.max}, got ${value}`);
   if (option.integer && !Number.isInteger(value)) throw new ConfigError(path, `expected a whole number, got ${value}`);
   return value * option.scale;
 }
@@ -169,8 +170,13 @@ function parsePathList(option: PathListOption, value: unknown, home: string): "a
   if (value === "auto") return "auto";
   const path = `${CONFIG_ROOT}.${option.path}`;
   if (!Array.isArray(value)) throw new ConfigError(path, `expected "auto" or a list of state dir paths, got ${describe(value)}`);
-  return value.map((entry, index) =>
-    parsePath({ kind: "path", path: `${option.path}[${index}]`, allowFalse: false, defaultText: "", description: "" }, entry, home) as string,
+  return value.map(
+    (entry, index) =>
+      parsePath(
+        { kind: "path", path: `${option.path}[${index}]`, allowFalse: false, defaultText: "", description: "" },
+        entry,
+        home,
+      ) as string,
   );
 }
 

@@ -1,12 +1,7 @@
 // What the guard reports: one event per outcome or problem, as a closed set of reasons, and the
 // one function that turns an event into the `[refresh-guard] event=… key=value` log line.
 
-export type FailureReason =
-  | "endpoint_error"
-  | "endpoint_timeout"
-  | "network"
-  | "relogin_required"
-  | "lock_timeout";
+export type FailureReason = "endpoint_error" | "endpoint_timeout" | "network" | "relogin_required" | "lock_timeout";
 
 export type WarningReason =
   | "lock_compromised"

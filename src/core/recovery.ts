@@ -4,8 +4,9 @@
 // user. A team workspace shares one account id among many people, so the account alone is never
 // enough; where the user cannot be established, nothing is adopted and the caller gets the
 // endpoint's 401 with the command that logs in again.
-import type { Identity } from "../providers/provider.ts";
+
 import type { TokenSet } from "../oauth/token-wire.ts";
+import type { Identity } from "../providers/provider.ts";
 import type { SiblingCredential, SiblingSource } from "../siblings/sibling-source.ts";
 import { tokenKey } from "../store/token-crypto.ts";
 import type { RefreshGuardError } from "./errors.ts";
@@ -149,16 +150,21 @@ export class Recovery {
       const set = await call.resolveSibling(candidate.refreshToken);
       if (set !== null && candidate.onRedeemed !== undefined && set.refreshToken !== candidate.refreshToken) {
         // The sibling's owner (the Codex CLI) still holds the token just spent: hand it the successor.
-        await candidate.onRedeemed(set).catch((error: Error) =>
-          ctx.warn(
-            "sibling_write_back_failed",
-            `could not hand the successor back to ${candidate.source}: ${(error as NodeJS.ErrnoException).code ?? error.message}`,
-          ),
-        );
+        await candidate
+          .onRedeemed(set)
+          .catch((error: Error) =>
+            ctx.warn(
+              "sibling_write_back_failed",
+              `could not hand the successor back to ${candidate.source}: ${(error as NodeJS.ErrnoException).code ?? error.message}`,
+            ),
+          );
       }
       return set;
     } catch (error) {
-      ctx.warn("sibling_failed", `sibling from ${candidate.source} could not be used: ${(error as RefreshGuardError).code ?? (error as Error).name}`);
+      ctx.warn(
+        "sibling_failed",
+        `sibling from ${candidate.source} could not be used: ${(error as RefreshGuardError).code ?? (error as Error).name}`,
+      );
       return null;
     }
   }
@@ -179,8 +185,8 @@ export class Recovery {
 /** Same account, and the same user: by user id where both have one, else by email. */
 export function sameIdentity(a: Identity, b: Identity): boolean {
   if (a.accountId === undefined || a.accountId !== b.accountId) return false;
-  if (a.userId !== undefined && b.userId !== undefined) return a.userId === b.userId && (a.email === undefined || b.email === undefined || a.email === b.email);
+  if (a.userId !== undefined && b.userId !== undefined)
+    return a.userId === b.userId && (a.email === undefined || b.email === undefined || a.email === b.email);
   if (a.email !== undefined && b.email !== undefined) return a.email === b.email;
   return false;
 }
-

@@ -4,14 +4,15 @@
 // lock right before sending, sends once, and journals a success before answering anyone. Every
 // wait is bounded: the lock wait by `waitTimeoutMs`, the exchange by `requestTimeoutMs` with a
 // timer that does not rely on the request honouring its signal.
-import { LockCompromisedError, LockTimeoutError } from "./errors.ts";
-import type { GuardContext, Redeem } from "./guard-context.ts";
-import type { KeyedMutex } from "./keyed-mutex.ts";
+
 import { type BufferedResponse, bufferResponse } from "../oauth/http-buffer.ts";
-import { type TokenSet, parseTokenResponse, readErrorCode } from "../oauth/token-wire.ts";
+import { parseTokenResponse, readErrorCode, type TokenSet } from "../oauth/token-wire.ts";
 import type { HeldLock } from "../store/coordination.ts";
 import { MAX_ENTRY_BYTES } from "../store/sealed-entry.ts";
 import { keyLabel } from "../store/token-crypto.ts";
+import { LockCompromisedError, LockTimeoutError } from "./errors.ts";
+import type { GuardContext, Redeem } from "./guard-context.ts";
+import type { KeyedMutex } from "./keyed-mutex.ts";
 
 export type Redemption =
   | { kind: "advanced" }
@@ -67,10 +68,7 @@ export function redeemNewest(ctx: GuardContext, mutex: KeyedMutex, key: string, 
   });
 }
 
-type Held =
-  | { kind: "retry" }
-  | { kind: "stuck"; error: Error; settled: Promise<unknown> }
-  | { kind: "done"; redemption: Redemption };
+type Held = { kind: "retry" } | { kind: "stuck"; error: Error; settled: Promise<unknown> } | { kind: "done"; redemption: Redemption };
 
 /** With the lock held: re-read, then POST once. */
 async function redeemHolding(ctx: GuardContext, lock: HeldLock, key: string, token: string, redeem: Redeem): Promise<Held> {
@@ -99,7 +97,9 @@ async function redeemHolding(ctx: GuardContext, lock: HeldLock, key: string, tok
     ctx.fail(
       key,
       timeout ? "endpoint_timeout" : "network",
-      timeout ? `token endpoint did not answer within ${ctx.timing.requestTimeoutMs} ms` : `token request failed: ${error?.message ?? String(error)}`,
+      timeout
+        ? `token endpoint did not answer within ${ctx.timing.requestTimeoutMs} ms`
+        : `token request failed: ${error?.message ?? String(error)}`,
     );
     if (outcome.kind === "timeout") {
       // A request that ignored its abort may still succeed: journal it if it does (first writer wins).
@@ -127,7 +127,13 @@ async function redeemHolding(ctx: GuardContext, lock: HeldLock, key: string, tok
 }
 
 /** Journals a complete 2xx answer; null when the answer is not a complete token set. */
-async function journalSuccess(ctx: GuardContext, lock: HeldLock, key: string, token: string, response: BufferedResponse): Promise<TokenSet | null> {
+async function journalSuccess(
+  ctx: GuardContext,
+  lock: HeldLock,
+  key: string,
+  token: string,
+  response: BufferedResponse,
+): Promise<TokenSet | null> {
   if (response.status < 200 || response.status >= 300) return null;
   let json: unknown;
   try {

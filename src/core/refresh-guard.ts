@@ -3,11 +3,12 @@
 // supplies `redeem` (the real POST) and sibling sources. This module joins callers of one process
 // (single flight) and walks the redemption chain; redemption.ts redeems under the lock, and
 // recovery.ts looks for a sibling when a token was spent outside the guard.
+
+import { rebuildResponse } from "../oauth/http-buffer.ts";
+import { readErrorCode, type TokenSet, tokenResponse } from "../oauth/token-wire.ts";
+import { openai } from "../providers/openai.ts";
 import type { Provider } from "../providers/provider.ts";
 import { providerById } from "../providers/registry.ts";
-import { openai } from "../providers/openai.ts";
-import { type TokenSet, readErrorCode, tokenResponse } from "../oauth/token-wire.ts";
-import { rebuildResponse } from "../oauth/http-buffer.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";
 import type { Coordination, LockHolder } from "../store/coordination.ts";
 import { FileCoordination } from "../store/file-coordination.ts";
@@ -120,7 +121,8 @@ export class RefreshGuard {
   }
 
   private fileBackend(): FileCoordination {
-    if (!(this.coordination instanceof FileCoordination)) throw new Error(`refresh-guard: the ${this.coordination.kind} backend has no guard directory`);
+    if (!(this.coordination instanceof FileCoordination))
+      throw new Error(`refresh-guard: the ${this.coordination.kind} backend has no guard directory`);
     return this.coordination;
   }
 

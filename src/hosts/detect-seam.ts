@@ -6,8 +6,14 @@
 // token POST goes through exactly one of them, and a redemption leaves through the unwrapped
 // original, so nothing is guarded twice. 2026.4.15/5.x ship undici too, which is why the presence
 // of host undici alone must not switch the global hook off.
-import { type TokenGuard, installFetchInterceptor, interceptorAttached } from "./global-fetch.ts";
-import { type HostUndiciProbe, type ResolveOptions, hostUndiciAttached, installHostUndiciInterceptor, probeHostUndici } from "./host-undici.ts";
+import { installFetchInterceptor, interceptorAttached, type TokenGuard } from "./global-fetch.ts";
+import {
+  type HostUndiciProbe,
+  hostUndiciAttached,
+  installHostUndiciInterceptor,
+  probeHostUndici,
+  type ResolveOptions,
+} from "./host-undici.ts";
 
 export type SeamName = "host-undici" | "global-fetch";
 
@@ -69,7 +75,9 @@ export function attachSeams(routes: ReadonlyMap<string, TokenGuard>, options: Se
 }
 
 /** Which seams are attached right now in this process (for status). */
-export function seamsAttached(globalHost: { fetch: typeof globalThis.fetch } = globalThis as unknown as { fetch: typeof globalThis.fetch }): SeamName[] {
+export function seamsAttached(
+  globalHost: { fetch: typeof globalThis.fetch } = globalThis as unknown as { fetch: typeof globalThis.fetch },
+): SeamName[] {
   const seams: SeamName[] = [];
   if (lastProbe?.found && hostUndiciAttached(lastProbe.module)) seams.push("host-undici");
   if (interceptorAttached(globalHost)) seams.push("global-fetch");

@@ -142,7 +142,14 @@ async function guarded(
   // The caller's other options (a proxy dispatcher, keepalive, …) travel with the redemption; the
   // guard supplies the body, the headers and its own signal (a sent request is never abandoned).
   const redeem = (refreshToken: string, signal: AbortSignal) =>
-    original(url, { ...init, method: "POST", headers, body: tokenRequest.withRefreshToken(refreshToken), signal, redirect: init?.redirect ?? "follow" });
+    original(url, {
+      ...init,
+      method: "POST",
+      headers,
+      body: tokenRequest.withRefreshToken(refreshToken),
+      signal,
+      redirect: init?.redirect ?? "follow",
+    });
   return guard.refresh(tokenRequest.refreshToken, redeem, { signal: init?.signal ?? request?.signal ?? null });
 }
 

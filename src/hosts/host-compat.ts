@@ -39,8 +39,7 @@ const RANGES: readonly Range[] = [
     to: [9999, 12, 999],
     supported: true,
     needs: "host-undici",
-    note:
-      "newer than any tested host (2026.9.6); the guard wraps the host's undici fetch export as on 2026.6 – 2026.9.6, untested",
+    note: "newer than any tested host (2026.9.6); the guard wraps the host's undici fetch export as on 2026.6 – 2026.9.6, untested",
   },
 ];
 
@@ -89,11 +88,16 @@ function assessByVersion(version: string | null): HostAssessment {
     return { version, supported: true, note: "host version unknown; the guard is attached to every seam found (see seams)" };
   }
   const parsed = parseHostVersion(version);
-  if (parsed === null) return { version, supported: true, note: `unrecognised host version ${version}; attaching to every seam found anyway` };
+  if (parsed === null)
+    return { version, supported: true, note: `unrecognised host version ${version}; attaching to every seam found anyway` };
   for (const range of RANGES) {
     if (compare(parsed, range.from) >= 0 && compare(parsed, range.to) <= 0) {
       return { version, supported: range.supported, note: range.note };
     }
   }
-  return { version, supported: true, note: `OpenClaw ${version} is older than any tested host (2026.4.15); the fetch hook is attached untested` };
+  return {
+    version,
+    supported: true,
+    note: `OpenClaw ${version} is older than any tested host (2026.4.15); the fetch hook is attached untested`,
+  };
 }

@@ -6,14 +6,12 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 
-import { type InstalledInterceptor, type TokenGuard, installFetchInterceptor, interceptorAttached } from "./global-fetch.ts";
+import { type InstalledInterceptor, installFetchInterceptor, interceptorAttached, type TokenGuard } from "./global-fetch.ts";
 
 type Fetch = typeof globalThis.fetch;
 
 /** What resolving the host's undici found. `module` only when it can be wrapped. */
-export type HostUndiciProbe =
-  | { found: true; module: { fetch: Fetch }; path: string; version?: string }
-  | { found: false; reason: string };
+export type HostUndiciProbe = { found: true; module: { fetch: Fetch }; path: string; version?: string } | { found: false; reason: string };
 
 /** Where to start looking for the host's undici, in order. */
 export interface ResolveOptions {

@@ -7,17 +7,17 @@ import { join } from "node:path";
 import { redisPassword } from "../config/coordination-config.ts";
 import { CONFIG_ROOT, type RefreshGuardConfig } from "../config/parse-config.ts";
 import { BackendUnavailableError, type RefreshGuardError } from "../core/errors.ts";
-import { type GuardEvent, formatEvent, formatLine } from "../core/events.ts";
-import { RefreshGuard, type Redeem, type Stage } from "../core/refresh-guard.ts";
+import { formatEvent, formatLine, type GuardEvent } from "../core/events.ts";
+import { type Redeem, RefreshGuard, type Stage } from "../core/refresh-guard.ts";
 import type { TokenGuard } from "../hosts/global-fetch.ts";
 import { providerById } from "../providers/registry.ts";
-import { openClawStores, resolveSiblingStateDirs } from "../siblings/state-dirs.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";
-import { ensurePrivateDir } from "../store/guard-dir.ts";
+import { openClawStores, resolveSiblingStateDirs } from "../siblings/state-dirs.ts";
 import type { Coordination, LockHolder } from "../store/coordination.ts";
+import { ensurePrivateDir } from "../store/guard-dir.ts";
+import type { JournalSize } from "../store/journal.ts";
 import type { RedisCoordination } from "../store/redis-coordination.ts";
 import { redactUrl } from "../store/redis-url.ts";
-import type { JournalSize } from "../store/journal.ts";
 import { type OutcomeSummary, StatusStore } from "../store/status-store.ts";
 import { keyLabel } from "../store/token-crypto.ts";
 
@@ -111,7 +111,10 @@ export class GuardRuntime {
       // A directory problem may be fixed while the host runs: try again on the next refresh.
       guard.catch((error: unknown) => {
         this.guards.delete(tokenUrl);
-        this.logOnce("error", formatLine({ event: "unusable", provider, code: (error as RefreshGuardError).code ?? "unknown", msg: (error as Error).message }));
+        this.logOnce(
+          "error",
+          formatLine({ event: "unusable", provider, code: (error as RefreshGuardError).code ?? "unknown", msg: (error as Error).message }),
+        );
       });
     }
     return guard;
@@ -146,7 +149,8 @@ export class GuardRuntime {
       retentionMs: this.config.timing.retentionMs,
       ...(this.deps.now ? { now: this.deps.now } : {}),
       events: {
-        onCompromised: (key) => this.warn(provider, "lock_compromised", `lock ${keyLabel(key)} (redis) was taken over while held; stepping back`, key),
+        onCompromised: (key) =>
+          this.warn(provider, "lock_compromised", `lock ${keyLabel(key)} (redis) was taken over while held; stepping back`, key),
       },
       onQuarantine: (error) => this.warn(provider, "journal_quarantined", error.message),
     });
@@ -178,7 +182,12 @@ export class GuardRuntime {
     }
   }
 
-  private warn(provider: string, reason: "lock_compromised" | "journal_quarantined" | "backend_unavailable", message: string, key?: string): void {
+  private warn(
+    provider: string,
+    reason: "lock_compromised" | "journal_quarantined" | "backend_unavailable",
+    message: string,
+    key?: string,
+  ): void {
     const event: GuardEvent = { type: "warning", provider, reason, message };
     if (key !== undefined) event.key = keyLabel(key);
     this.onEvent(event);
@@ -306,7 +315,12 @@ export class GuardRuntime {
       report.lastOutcomeAt[type as keyof GuardStatus["lastOutcomeAt"]] = new Date(at).toISOString();
     }
     report.recent = summary.recent.map((record) => {
-      const entry: GuardStatus["recent"][number] = { at: new Date(record.at).toISOString(), type: record.type, provider: record.provider, pid: record.pid };
+      const entry: GuardStatus["recent"][number] = {
+        at: new Date(record.at).toISOString(),
+        type: record.type,
+        provider: record.provider,
+        pid: record.pid,
+      };
       if (record.reason !== undefined) entry.reason = record.reason;
       if (record.code !== undefined) entry.code = record.code;
       return entry;

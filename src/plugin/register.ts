@@ -4,14 +4,13 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-
-import { PLUGIN_ID, type RefreshGuardConfig, parseConfig } from "../config/parse-config.ts";
-import { type SeamReport, attachSeams, seamsAttached } from "../hosts/detect-seam.ts";
-import { GuardRuntime, type HostLogger, type RuntimeDeps } from "./guard-runtime.ts";
-import { type HostAssessment, assessHost, needsHostUndici } from "../hosts/host-compat.ts";
 import { type CliProgram, registerStatusCommand } from "../cli/status-command.ts";
 import type { StatusReport } from "../cli/status-report.ts";
+import { PLUGIN_ID, parseConfig, type RefreshGuardConfig } from "../config/parse-config.ts";
 import { formatLine } from "../core/events.ts";
+import { attachSeams, type SeamReport, seamsAttached } from "../hosts/detect-seam.ts";
+import { assessHost, type HostAssessment, needsHostUndici } from "../hosts/host-compat.ts";
+import { GuardRuntime, type HostLogger, type RuntimeDeps } from "./guard-runtime.ts";
 
 /** The part of OpenClaw's plugin API refresh-guard uses (openclaw/plugin-sdk OpenClawPluginApi). */
 export interface PluginApi {
@@ -54,7 +53,12 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
     if (api.registrationMode === "cli-metadata" || api.registrationMode === "setup-only") {
       // Loaded only to describe commands or setup: nothing refreshes in this load.
     } else if (config.providers.length === 0) {
-      log.info(formatLine({ event: "idle", msg: `no provider enabled; set plugins.entries["${PLUGIN_ID}"].config.providers["openai-codex"].enabled to true` }));
+      log.info(
+        formatLine({
+          event: "idle",
+          msg: `no provider enabled; set plugins.entries["${PLUGIN_ID}"].config.providers["openai-codex"].enabled to true`,
+        }),
+      );
     } else if (!host.supported) {
       log.warn(formatLine({ event: "unsupported_host", host: host.version ?? "unknown", msg: host.note }));
     } else {
@@ -67,7 +71,12 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
         log.warn(formatLine({ event: "not_attached", host: version ?? "unknown", msg: state.host.note }));
       } else {
         log.debug?.(
-          formatLine({ event: "attached", seams: seams.attached.join(","), providers: config.providers.map((p) => p.id).join(","), host: version ?? "unknown" }),
+          formatLine({
+            event: "attached",
+            seams: seams.attached.join(","),
+            providers: config.providers.map((p) => p.id).join(","),
+            host: version ?? "unknown",
+          }),
         );
       }
     }
@@ -99,7 +108,8 @@ function hookReport(state: PluginState): Pick<StatusReport["host"], "hook" | "se
     seam: seams[0] ?? "none",
     seams,
   };
-  if (state.seams?.hostUndiciProblem !== undefined && !seams.includes("host-undici")) report.seamProblem = `host-undici: ${state.seams.hostUndiciProblem}`;
+  if (state.seams?.hostUndiciProblem !== undefined && !seams.includes("host-undici"))
+    report.seamProblem = `host-undici: ${state.seams.hostUndiciProblem}`;
   return report;
 }
 

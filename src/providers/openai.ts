@@ -1,8 +1,9 @@
 // OpenAI (ChatGPT / Codex login): the token endpoint, its single-use refresh tokens and reuse
 // answers, the account claim in its JWTs, and the Codex CLI's own copy in ~/.codex/auth.json.
 // Everything refresh-guard knows about OpenAI lives here.
-import { jwtClaims } from "../oauth/token-wire.ts";
+
 import { isRecord } from "../oauth/json.ts";
+import { jwtClaims } from "../oauth/token-wire.ts";
 import { codexCliAuth } from "../siblings/codex-cli-auth.ts";
 import type { Identity, Provider } from "./provider.ts";
 

@@ -7,7 +7,7 @@ import { promises as fsp } from "node:fs";
 import { dirname, join } from "node:path";
 
 import { isRecord } from "../oauth/json.ts";
-import { type TokenSet, jwtExpiry } from "../oauth/token-wire.ts";
+import { jwtExpiry, type TokenSet } from "../oauth/token-wire.ts";
 import { openAiIdentity } from "../providers/openai.ts";
 import { readJsonFile } from "./read-json.ts";
 import type { SiblingCredential, SiblingSource } from "./sibling-source.ts";

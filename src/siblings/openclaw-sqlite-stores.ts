@@ -11,9 +11,8 @@
 import { createHash } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
-
-import type { SiblingCredential, SiblingSource } from "./sibling-source.ts";
 import { isRecord } from "../oauth/json.ts";
+import type { SiblingCredential, SiblingSource } from "./sibling-source.ts";
 
 /** The newest schema 2026.9.6 knows (it refuses anything above, and so do we). */
 export const MAX_SCHEMA_VERSION = 23;
@@ -22,7 +21,10 @@ export const FENCE_PREFIX = "openclaw-oauth-refresh-fence:";
 const BUSY_TIMEOUT_MS = 250;
 
 interface SqliteModule {
-  DatabaseSync: new (path: string, options?: { readOnly?: boolean; timeout?: number }) => {
+  DatabaseSync: new (
+    path: string,
+    options?: { readOnly?: boolean; timeout?: number },
+  ) => {
     prepare(sql: string): { get(...params: unknown[]): unknown; all(...params: unknown[]): unknown[] };
     close(): void;
   };

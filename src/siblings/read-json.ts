@@ -1,6 +1,6 @@
 // Reading a credential file another program owns: never blocking on a FIFO or device, never
 // reading more than a bound, and reporting a problem by the file's name only, never its content.
-import { SafeReadError, readRegularFile } from "../store/safe-read.ts";
+import { readRegularFile, SafeReadError } from "../store/safe-read.ts";
 
 export const MAX_STORE_BYTES = 4 * 1024 * 1024;
 
@@ -13,7 +13,9 @@ export async function readJsonFile(file: string, warn: (message: string) => void
   } catch (error) {
     if (error instanceof SafeReadError) {
       if (error.code === "ENOENT") return undefined;
-      warn(`skipped ${file}: ${error.code === "EFBIG" ? `larger than ${MAX_STORE_BYTES} bytes` : error.code === "ENOTREG" ? "not a regular file" : "permission denied"}`);
+      warn(
+        `skipped ${file}: ${error.code === "EFBIG" ? `larger than ${MAX_STORE_BYTES} bytes` : error.code === "ENOTREG" ? "not a regular file" : "permission denied"}`,
+      );
       return undefined;
     }
     warn(`skipped ${file}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`);

@@ -39,7 +39,12 @@ export class FileCoordination implements Coordination {
     this.location = resolve(options.guardDir);
     this.quarantineDir = join(this.location, "quarantine");
     const now = options.now ?? Date.now;
-    this.locks = new RefreshLocks(join(this.location, "locks"), { staleMs: options.staleMs, updateMs: options.updateMs }, options.events, now);
+    this.locks = new RefreshLocks(
+      join(this.location, "locks"),
+      { staleMs: options.staleMs, updateMs: options.updateMs },
+      options.events,
+      now,
+    );
     const journal: ConstructorParameters<typeof Journal>[0] = {
       dir: join(this.location, "journal"),
       quarantineDir: this.quarantineDir,

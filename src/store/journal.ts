@@ -11,17 +11,8 @@ import { join } from "node:path";
 import { JournalCorruptError } from "../core/errors.ts";
 import type { TokenSet } from "../oauth/token-wire.ts";
 import { CREATE_FLAGS, DIR_MODE, FILE_MODE, lstatOrNull } from "./guard-dir.ts";
-import { SafeReadError, isAbsent, readRegularFile } from "./safe-read.ts";
-import {
-  ENTRY_VERSION,
-  MAX_ENTRY_BYTES,
-  type SpentMarker,
-  checkKey,
-  openEntry,
-  openSpent,
-  sealEntry,
-  sealSpent,
-} from "./sealed-entry.ts";
+import { isAbsent, readRegularFile, SafeReadError } from "./safe-read.ts";
+import { checkKey, ENTRY_VERSION, MAX_ENTRY_BYTES, openEntry, openSpent, type SpentMarker, sealEntry, sealSpent } from "./sealed-entry.ts";
 
 export const JOURNAL_VERSION = ENTRY_VERSION;
 /** Temp files older than this were left by a crashed writer. */
@@ -121,7 +112,11 @@ export class Journal {
       if (isAbsent(error)) return null;
       if (error instanceof SafeReadError && error.code !== "EACCES") {
         const reason =
-          error.code === "EFBIG" ? `larger than ${MAX_ENTRY_BYTES} bytes` : error.code === "ELOOP" ? "a symbolic link" : "not a regular file";
+          error.code === "EFBIG"
+            ? `larger than ${MAX_ENTRY_BYTES} bytes`
+            : error.code === "ELOOP"
+              ? "a symbolic link"
+              : "not a regular file";
         return this.quarantine(path, reason);
       }
       throw error;
@@ -196,7 +191,10 @@ export class Journal {
 
   /** Every regular file of the journal and of the quarantine. */
   private async *files() {
-    for (const [dir, quarantined] of [[this.dir, false], [this.options.quarantineDir, true]] as const) {
+    for (const [dir, quarantined] of [
+      [this.dir, false],
+      [this.options.quarantineDir, true],
+    ] as const) {
       let names: string[];
       try {
         names = await fsp.readdir(dir);

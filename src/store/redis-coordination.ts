@@ -14,7 +14,7 @@ import type { TokenSet } from "../oauth/token-wire.ts";
 import type { Coordination, HeldLock, LockEvents, LockHolder, Wake } from "./coordination.ts";
 import type { JournalSize } from "./journal.ts";
 import { redactUrl } from "./redis-url.ts";
-import { type SpentMarker, checkKey, openEntry, openSpent, sealEntry, sealSpent } from "./sealed-entry.ts";
+import { checkKey, openEntry, openSpent, type SpentMarker, sealEntry, sealSpent } from "./sealed-entry.ts";
 
 export interface RedisCoordinationOptions {
   /** `redis://` or `rediss://`, with or without credentials. */
@@ -119,7 +119,10 @@ export class RedisCoordination implements Coordination {
       Promise.race([
         what,
         new Promise<T>((_resolve, reject) =>
-          setTimeout(() => reject(new Error(`no answer within ${this.options.connectTimeoutMs} ms`)), this.options.connectTimeoutMs).unref(),
+          setTimeout(
+            () => reject(new Error(`no answer within ${this.options.connectTimeoutMs} ms`)),
+            this.options.connectTimeoutMs,
+          ).unref(),
         ),
       ]);
     if (this.busy++ === 0) this.keepAlive = setInterval(() => undefined, 60_000);
@@ -255,7 +258,11 @@ export class RedisCoordination implements Coordination {
 
   async size(): Promise<JournalSize> {
     const p = this.options.keyPrefix;
-    const [entries, tombstones, quarantined] = await Promise.all([this.scan(`${p}entry:*`), this.scan(`${p}spent:*`), this.scan(`${p}aside:*`)]);
+    const [entries, tombstones, quarantined] = await Promise.all([
+      this.scan(`${p}entry:*`),
+      this.scan(`${p}spent:*`),
+      this.scan(`${p}aside:*`),
+    ]);
     let bytes = 0;
     for (const key of [...entries, ...tombstones]) bytes += await this.run(() => this.client.strlen(key));
     return { entries: entries.length, tombstones: tombstones.length, quarantined: quarantined.length, bytes };
@@ -305,7 +312,9 @@ export class RedisCoordination implements Coordination {
   }
 
   private async putIfAbsent(redisKey: string, key: string, value: string): Promise<boolean> {
-    const stored = await this.run(() => this.client.rgPutIfAbsent(redisKey, this.channel, value, String(Math.round(this.options.retentionMs)), key));
+    const stored = await this.run(() =>
+      this.client.rgPutIfAbsent(redisKey, this.channel, value, String(Math.round(this.options.retentionMs)), key),
+    );
     return stored === 1;
   }
 

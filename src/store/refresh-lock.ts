@@ -8,10 +8,10 @@ import { basename, join } from "node:path";
 import lockfile from "proper-lockfile";
 
 import { LockCompromisedError } from "../core/errors.ts";
+import { isRecord } from "../oauth/json.ts";
 import type { HeldLock, LockEvents, LockHolder } from "./coordination.ts";
 import { CREATE_FLAGS, DIR_MODE, FILE_MODE, lstatOrNull } from "./guard-dir.ts";
-import { SafeReadError, isAbsent, readRegularFile } from "./safe-read.ts";
-import { isRecord } from "../oauth/json.ts";
+import { isAbsent, readRegularFile, SafeReadError } from "./safe-read.ts";
 
 export type { HeldLock, LockEvents, LockHolder };
 
@@ -194,7 +194,12 @@ export class RefreshLocks {
     let removed = 0;
     for (const name of locksLeft) {
       if (!(await old(name))?.isDirectory()) continue;
-      if (await fsp.rmdir(join(this.dir, name)).then(() => true, () => false)) {
+      if (
+        await fsp.rmdir(join(this.dir, name)).then(
+          () => true,
+          () => false,
+        )
+      ) {
         locksLeft.delete(name);
         removed += 1;
       }

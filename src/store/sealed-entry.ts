@@ -3,7 +3,7 @@
 // stored entry tells nothing to anyone who does not already hold that spent token.
 import { isRecord } from "../oauth/json.ts";
 import type { TokenSet } from "../oauth/token-wire.ts";
-import { type Sealed, open, seal } from "./token-crypto.ts";
+import { open, type Sealed, seal } from "./token-crypto.ts";
 
 export const ENTRY_VERSION = 1;
 /** The largest entry any backend writes or reads back (a 200 with a large id_token fits easily). */
@@ -17,7 +17,12 @@ export function checkKey(key: string): string {
 
 /** The stored text of an entry recording that the token behind `key` was exchanged for `set`. */
 export function sealEntry(key: string, spentToken: string, set: TokenSet, now: number): string {
-  const text = JSON.stringify({ v: ENTRY_VERSION, key, createdAt: now, ...seal(spentToken, aad(key, "entry"), JSON.stringify(fromTokenSet(set))) });
+  const text = JSON.stringify({
+    v: ENTRY_VERSION,
+    key,
+    createdAt: now,
+    ...seal(spentToken, aad(key, "entry"), JSON.stringify(fromTokenSet(set))),
+  });
   if (Buffer.byteLength(text) > MAX_ENTRY_BYTES) {
     throw new Error(`refresh-guard: the token response is too large to journal (over ${MAX_ENTRY_BYTES} bytes)`);
   }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { type GuardEvent, OUTCOME_TYPES, type OutcomeType } from "../core/events.ts";
 import { isRecord } from "../oauth/json.ts";
 import { FILE_MODE } from "./guard-dir.ts";
-import { SafeReadError, readRegularFile } from "./safe-read.ts";
+import { readRegularFile, SafeReadError } from "./safe-read.ts";
 
 const MAX_BYTES = 256 * 1024;
 const RECENT = 20;
@@ -105,7 +105,10 @@ export class StatusStore {
 
   private track(write: Promise<void>): Promise<void> {
     this.writes.add(write);
-    write.then(() => this.writes.delete(write), () => this.writes.delete(write));
+    write.then(
+      () => this.writes.delete(write),
+      () => this.writes.delete(write),
+    );
     return write;
   }
 

@@ -10,9 +10,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-
-import { startStandIn } from "../support/token-endpoint-server.ts";
 import { startAgents } from "../support/agent-pool.ts";
+import { startStandIn } from "../support/token-endpoint-server.ts";
 
 const { values } = parseArgs({
   options: {
@@ -72,7 +71,13 @@ console.table(
   Object.fromEntries(
     rows.map((row) => [
       row.mode,
-      { refreshes: row.refreshes, succeeded: row.ok, "failed over": row.failed, "endpoint redemptions": row.redemptions, "401 refresh_token_reused": row.reuses },
+      {
+        refreshes: row.refreshes,
+        succeeded: row.ok,
+        "failed over": row.failed,
+        "endpoint redemptions": row.redemptions,
+        "401 refresh_token_reused": row.reuses,
+      },
     ]),
   ),
 );

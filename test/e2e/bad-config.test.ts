@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import type { StatusReport } from "../../src/cli/status-report.ts";
-import { type TestTls, createTestTls } from "../support/tls.ts";
-import { HostWorld, type PackedPlugin, PLUGIN_ID, hostUnderTest, packPlugin, parseJsonOutput } from "./harness.ts";
+import { createTestTls, type TestTls } from "../support/tls.ts";
+import { HostWorld, hostUnderTest, type PackedPlugin, PLUGIN_ID, packPlugin, parseJsonOutput } from "./harness.ts";
 
 const MINUTE = 60_000;
 const HOSTS: Record<string, string[]> = {
@@ -54,7 +54,9 @@ describe.each(Object.entries(HOSTS))("OpenClaw %s with a bad refresh-guard confi
       expect(status.stderr).toContain("lock.staleMs: must be between 2000 and 600000, got -5");
       const report = parseJsonOutput(status.stdout) as StatusReport;
       expect(report.host.hook).toBe("not attached");
-      expect(report.configProblem).toMatch(/plugins\.entries\["refresh-guard"\]\.config\.lock\.staleMs: must be between 2000 and 600000, got -5/);
+      expect(report.configProblem).toMatch(
+        /plugins\.entries\["refresh-guard"\]\.config\.lock\.staleMs: must be between 2000 and 600000, got -5/,
+      );
 
       // A hand-edited typo: the same.
       const file = join(world.stateDir, "openclaw.json");
@@ -70,7 +72,13 @@ describe.each(Object.entries(HOSTS))("OpenClaw %s with a bad refresh-guard confi
       expect(typo.host.hook).toBe("not attached");
 
       // Fixed with the host's own command, the plugin is back.
-      const fixed = await world.cli(["config", "set", `plugins.entries.${PLUGIN_ID}.config`, '{"providers":{"openai-codex":{"enabled":true}}}', "--strict-json"]);
+      const fixed = await world.cli([
+        "config",
+        "set",
+        `plugins.entries.${PLUGIN_ID}.config`,
+        '{"providers":{"openai-codex":{"enabled":true}}}',
+        "--strict-json",
+      ]);
       expect(fixed.code, fixed.stderr).toBe(0);
       const healthy = parseJsonOutput((await world.status(true)).stdout) as StatusReport;
       expect(healthy.configProblem).toBeUndefined();

@@ -10,7 +10,7 @@
 //   made once per host in a template world, then copied (VACUUM INTO) into each world;
 // - probes name provider `openai` and own the whole state dir, so concurrency comes from state dirs.
 import { execFileSync } from "node:child_process";
-import { chmod, copyFile, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
@@ -124,7 +124,14 @@ export async function prepareStoreLayout(world: HostWorld): Promise<"shared" | "
   }
   // A valid-looking credential (never sent anywhere: doctor refreshes only expired ones).
   await mkdir(world.agentDir("main"), { recursive: true });
-  const placeholder = { type: "oauth", provider: "openai", access: "template", refresh: "template", expires: Date.now() + 86_400_000, accountId: "template" };
+  const placeholder = {
+    type: "oauth",
+    provider: "openai",
+    access: "template",
+    refresh: "template",
+    expires: Date.now() + 86_400_000,
+    accountId: "template",
+  };
   await writeFile(join(world.agentDir("main"), "auth-profiles.json"), JSON.stringify({ version: 1, profiles: { [PROFILE]: placeholder } }));
   const doctor = await world.cli(["doctor", "--fix", "--non-interactive"], { timeoutMs: 180_000 });
   if (doctor.code !== 0 || !hasTable(mainAgentDbPath(world), "auth_profile_store")) {
@@ -163,14 +170,20 @@ export async function seedStore(world: HostWorld, profiles: Record<string, OAuth
     return;
   }
   const path = mainAgentDbPath(world);
-  const exists = await readFile(path).then(() => true, () => false);
+  const exists = await readFile(path).then(
+    () => true,
+    () => false,
+  );
   if (!exists) {
     await mkdir(world.agentDir("main"), { recursive: true });
     await copyFile(template, path);
   }
   const db = new DatabaseSync(path);
   try {
-    db.prepare("INSERT OR REPLACE INTO auth_profile_store(store_key, store_json, updated_at) VALUES ('primary', ?, ?)").run(JSON.stringify({ version: 1, profiles }), Date.now());
+    db.prepare("INSERT OR REPLACE INTO auth_profile_store(store_key, store_json, updated_at) VALUES ('primary', ?, ?)").run(
+      JSON.stringify({ version: 1, profiles }),
+      Date.now(),
+    );
     db.prepare("DELETE FROM auth_profile_state").run();
   } finally {
     db.close();
@@ -210,10 +223,16 @@ function readJsonRow(path: string, sql: string): Record<string, OAuthProfile> | 
 /** Every store of the world: the shared one ("shared") and each agent's ("agent:<id>"). */
 export async function readStores(world: HostWorld): Promise<Record<string, Record<string, OAuthProfile>>> {
   const stores: Record<string, Record<string, OAuthProfile>> = {};
-  const shared = readJsonRow(sharedDbPath(world), "SELECT value_json AS json FROM config_machine_state WHERE state_key = 'authProfiles.store'");
+  const shared = readJsonRow(
+    sharedDbPath(world),
+    "SELECT value_json AS json FROM config_machine_state WHERE state_key = 'authProfiles.store'",
+  );
   if (shared !== null) stores.shared = shared;
   for (const agent of await readdir(join(world.stateDir, "agents")).catch(() => [] as string[])) {
-    const profiles = readJsonRow(join(world.agentDir(agent), "openclaw-agent.sqlite"), "SELECT store_json AS json FROM auth_profile_store WHERE store_key = 'primary'");
+    const profiles = readJsonRow(
+      join(world.agentDir(agent), "openclaw-agent.sqlite"),
+      "SELECT store_json AS json FROM auth_profile_store WHERE store_key = 'primary'",
+    );
     if (profiles !== null) stores[`agent:${agent}`] = profiles;
   }
   return stores;
@@ -232,7 +251,8 @@ export async function fencedProfiles(world: HostWorld): Promise<string[]> {
   const fenced: string[] = [];
   for (const [store, profiles] of Object.entries(await readStores(world))) {
     for (const [id, profile] of Object.entries(profiles)) {
-      if (String(profile.refresh).startsWith(FENCE_PREFIX) || String(profile.access).startsWith(FENCE_PREFIX)) fenced.push(`${store}#${id}`);
+      if (String(profile.refresh).startsWith(FENCE_PREFIX) || String(profile.access).startsWith(FENCE_PREFIX))
+        fenced.push(`${store}#${id}`);
     }
   }
   return fenced;
@@ -254,7 +274,9 @@ export async function probe9x(world: HostWorld, env: NodeJS.ProcessEnv = {}): Pr
   const args = ["models", "status", "--probe", "--probe-provider", "openai", "--probe-timeout", "20000", "--json"];
   const run = await world.cli(args, { timeoutMs: 240_000, env: { ...probeEnvs.get(world), ...env } });
   if (run.code !== 0) throw new Error(`probe in ${world.stateDir} exited ${run.code ?? run.signal}:\n${run.stderr.slice(-3000)}`);
-  const json = parseJsonOutput(run.stdout) as { auth?: { probes?: { results?: { profileId?: string; status?: string; error?: string }[] } } };
+  const json = parseJsonOutput(run.stdout) as {
+    auth?: { probes?: { results?: { profileId?: string; status?: string; error?: string }[] } };
+  };
   const results = (json.auth?.probes?.results ?? []).map((result) => {
     const probe: Probe9x = { profile: result.profileId ?? "?", status: result.status ?? "?" };
     if (result.error !== undefined) probe.error = result.error;
@@ -282,7 +304,12 @@ export async function writeCodexAuth(home: string, credential: Credential, lastR
   await mkdir(join(home, ".codex"), { recursive: true, mode: 0o700 });
   const content: CodexAuthFile = {
     OPENAI_API_KEY: null,
-    tokens: { id_token: credential.idToken, access_token: credential.access, refresh_token: credential.refresh, account_id: credential.accountId },
+    tokens: {
+      id_token: credential.idToken,
+      access_token: credential.access,
+      refresh_token: credential.refresh,
+      account_id: credential.accountId,
+    },
     last_refresh: lastRefresh,
   };
   await writeFile(file, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
@@ -326,12 +353,16 @@ export async function startGateway(world: HostWorld, timeoutMs = 180_000): Promi
   const { spawn } = await import("node:child_process");
   const port = await freePort();
   const env = world.cliEnv({ env: { RG_FETCH_REPORT_EVERY_MS: "1000" } });
-  const child = spawn(world.host.nodeBin, [world.host.bin, "gateway", "--port", String(port), "--bind", "loopback", "--auth", "none", "--allow-unconfigured"], {
-    cwd: world.root,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
+  const child = spawn(
+    world.host.nodeBin,
+    [world.host.bin, "gateway", "--port", String(port), "--bind", "loopback", "--auth", "none", "--allow-unconfigured"],
+    {
+      cwd: world.root,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    },
+  );
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));

@@ -4,13 +4,13 @@
 // answers a model call only for an access token it issued and still honours, and the run summary.
 // How the host is driven, and why each variable is set: test/support/HOST-HARNESS.md.
 import { spawn } from "node:child_process";
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative } from "node:path";
 
 import { packPackage } from "../../scripts/package-plugin.mjs";
-import { REPO_ROOT, ensureHost } from "../support/install-host.ts";
+import { ensureHost, REPO_ROOT } from "../support/install-host.ts";
 import type { TestTls } from "../support/tls.ts";
 import { type Credential, StandInEndpoint } from "../support/token-endpoint-server.ts";
 
@@ -102,7 +102,9 @@ export async function startCodexStandIn(tls: TestTls, address = "127.0.0.1"): Pr
       if (!server.accessValid(access)) {
         modelCalls.denied += 1;
         res.writeHead(401, { "content-type": "application/json" }).end(
-          JSON.stringify({ error: { message: "Your authentication token is not valid.", type: "invalid_request_error", code: "invalid_api_key" } }),
+          JSON.stringify({
+            error: { message: "Your authentication token is not valid.", type: "invalid_request_error", code: "invalid_api_key" },
+          }),
         );
         return true;
       }
@@ -315,7 +317,13 @@ export class HostWorld {
   async expireAgents(agents: readonly string[], server: StandInEndpoint): Promise<void> {
     for (const agent of agents) {
       const profile = await this.readProfile(agent);
-      server.expire({ access: profile.access, refresh: profile.refresh, idToken: "", expires: profile.expires, accountId: profile.accountId ?? "" });
+      server.expire({
+        access: profile.access,
+        refresh: profile.refresh,
+        idToken: "",
+        expires: profile.expires,
+        accountId: profile.accountId ?? "",
+      });
       await this.writeProfile(agent, { ...profile, expires: Date.now() - 60_000 });
     }
   }
@@ -326,10 +334,12 @@ export class HostWorld {
     const runs = await Promise.all(agents.map((agent) => this.cli(args, { agent, timeoutMs: 300_000 })));
     return runs.map((run) => {
       const agent = run.agent ?? "?";
-      if (run.code !== 0) throw new Error(`probe of ${agent} exited ${run.code ?? run.signal}${run.timedOut ? " (timed out)" : ""}:\n${tail(run)}`);
+      if (run.code !== 0)
+        throw new Error(`probe of ${agent} exited ${run.code ?? run.signal}${run.timedOut ? " (timed out)" : ""}:\n${tail(run)}`);
       const json = parseJsonOutput(run.stdout) as { auth?: { probes?: { results?: { status?: string; error?: string }[] } } };
       const result = json.auth?.probes?.results?.[0];
-      if (result?.status === undefined) throw new Error(`probe of ${agent}: no auth.probes.results[0].status in\n${run.stdout.slice(0, 2000)}`);
+      if (result?.status === undefined)
+        throw new Error(`probe of ${agent}: no auth.probes.results[0].status in\n${run.stdout.slice(0, 2000)}`);
       const probe: ProbeResult = { agent, status: result.status, ms: run.ms, run };
       if (result.error !== undefined) probe.error = result.error;
       return probe;
@@ -398,8 +408,12 @@ export function leakedSecrets(runs: readonly CliRun[], secrets: readonly string[
   const leaks: string[] = [];
   for (const run of runs) {
     for (const secret of secrets) {
-      for (const [stream, text] of [["stdout", run.stdout], ["stderr", run.stderr]] as const) {
-        if (text.includes(secret)) leaks.push(`${run.args.slice(0, 3).join(" ")}${run.agent ? ` (${run.agent})` : ""} ${stream}: ${secret.slice(0, 6)}…`);
+      for (const [stream, text] of [
+        ["stdout", run.stdout],
+        ["stderr", run.stderr],
+      ] as const) {
+        if (text.includes(secret))
+          leaks.push(`${run.args.slice(0, 3).join(" ")}${run.agent ? ` (${run.agent})` : ""} ${stream}: ${secret.slice(0, 6)}…`);
       }
     }
   }

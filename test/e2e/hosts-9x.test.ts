@@ -13,40 +13,40 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import type { StatusReport } from "../../src/cli/status-report.ts";
 import { type ConnectProxy, startConnectProxy } from "../support/connect-proxy.ts";
-import { type TestTls, createTestTls } from "../support/tls.ts";
+import { createTestTls, type TestTls } from "../support/tls.ts";
 import type { Credential } from "../support/token-endpoint-server.ts";
 import {
   type CodexStandIn,
   type HostUnderTest,
   HostWorld,
-  type PackedPlugin,
-  PLUGIN_ID,
-  type ScenarioSummary,
   hostUnderTest,
   leakedSecrets,
+  type PackedPlugin,
+  PLUGIN_ID,
   packPlugin,
   parseJsonOutput,
   printSummary,
   recordScenario,
+  type ScenarioSummary,
   startCodexStandIn,
 } from "./harness.ts";
 import {
-  FENCE_PREFIX,
-  INSTALL_FLAGS_9X,
-  PROFILE,
-  REFRESH_FAILED_9X,
-  STAND_IN_ADDRESS,
   codexAuthPath,
   configurePlugin9x,
   ensureLoopbackAddress,
+  FENCE_PREFIX,
   fencedProfiles,
+  INSTALL_FLAGS_9X,
   initState,
+  PROFILE,
+  prepareStoreLayout,
   probe9x,
   profileOf,
+  REFRESH_FAILED_9X,
   readCodexAuth,
-  prepareStoreLayout,
   readProfile,
   removeStoreTemplates,
+  STAND_IN_ADDRESS,
   seedStore,
   startGateway,
   use9xNetwork,
@@ -98,7 +98,18 @@ afterAll(async () => {
 });
 
 function newSummary(host: HostUnderTest, scenario: string): ScenarioSummary {
-  return { host: host.version, scenario, seconds: 0, statuses: [], probeSeconds: [], requests: 0, redemptions: 0, reuses: 0, invalid: 0, modelCalls: { ok: 0, denied: 0 } };
+  return {
+    host: host.version,
+    scenario,
+    seconds: 0,
+    statuses: [],
+    probeSeconds: [],
+    requests: 0,
+    redemptions: 0,
+    reuses: 0,
+    invalid: 0,
+    modelCalls: { ok: 0, denied: 0 },
+  };
 }
 
 function note(summary: ScenarioSummary, codex: CodexStandIn, statuses: string[], ms: number[]): void {
@@ -109,7 +120,11 @@ function note(summary: ScenarioSummary, codex: CodexStandIn, statuses: string[],
 }
 
 /** A world on this host, the stand-in reached through the 9.x network path. `plugin`: installed and enabled. */
-async function world9x(host: HostUnderTest, label: string, options: { plugin: boolean; stateHome?: string; config?: Record<string, unknown> }): Promise<HostWorld> {
+async function world9x(
+  host: HostUnderTest,
+  label: string,
+  options: { plugin: boolean; stateHome?: string; config?: Record<string, unknown> },
+): Promise<HostWorld> {
   await layoutOf(host);
   const world = await HostWorld.create(host, tls, label);
   use9xNetwork(world, networkOptions(host, options.stateHome));
@@ -159,7 +174,13 @@ function layoutOf(host: HostUnderTest): Promise<"shared" | "agent"> {
 async function expireEverywhere(codex: CodexStandIn, worlds: readonly HostWorld[]): Promise<void> {
   for (const world of worlds) {
     const profile = await readProfile(world, PROFILE);
-    codex.server.expire({ access: profile.access, refresh: profile.refresh, idToken: "", expires: profile.expires, accountId: profile.accountId ?? "" });
+    codex.server.expire({
+      access: profile.access,
+      refresh: profile.refresh,
+      idToken: "",
+      expires: profile.expires,
+      accountId: profile.accountId ?? "",
+    });
     await seedStore(world, { [PROFILE]: { ...profile, expires: Date.now() - MINUTE } });
   }
 }
@@ -190,7 +211,12 @@ async function twoStateDirsWithout(host: HostUnderTest): Promise<void> {
     for (const world of worlds) await seedStore(world, { [PROFILE]: profileOf(credential) });
     const probes = await Promise.all(worlds.map((world) => probe9x(world)));
     const statuses = probes.map((probe) => probe.results[0]!.status);
-    note(summary, codex, statuses, probes.map((probe) => probe.run.ms));
+    note(
+      summary,
+      codex,
+      statuses,
+      probes.map((probe) => probe.run.ms),
+    );
 
     // 2026.9.6 sends the spent token once; 2026.7.35 retries it (measured: 3 requests).
     expect(codex.server.counters.requests).toBeGreaterThanOrEqual(2);
@@ -225,14 +251,21 @@ async function twoStateDirsWith(host: HostUnderTest, rotations: number, checkSta
   // One OS user, two state dirs: the default per-user guard dir is the same for both.
   const user = await mkdtemp(join(tmpdir(), "rg-e2e-user-"));
   const stateHome = join(user, "xdg-state");
-  const worlds = await Promise.all(["guarded-a", "guarded-b"].map((label) => world9x(host, label, { plugin: true, stateHome }))).catch(stopAndThrow(codex));
+  const worlds = await Promise.all(["guarded-a", "guarded-b"].map((label) => world9x(host, label, { plugin: true, stateHome }))).catch(
+    stopAndThrow(codex),
+  );
   try {
     const credential = codex.server.expire(codex.server.issue(ACCOUNT));
     for (const world of worlds) await seedStore(world, { [PROFILE]: profileOf(credential) });
     for (let rotation = 1; rotation <= rotations; rotation += 1) {
       if (rotation > 1) await expireEverywhere(codex, worlds);
       const probes = await Promise.all(worlds.map((world) => probe9x(world)));
-      note(summary, codex, probes.map((probe) => probe.results[0]!.status), probes.map((probe) => probe.run.ms));
+      note(
+        summary,
+        codex,
+        probes.map((probe) => probe.results[0]!.status),
+        probes.map((probe) => probe.run.ms),
+      );
 
       expect(probes.map((probe) => probe.results.map((result) => [result.profile, result.status, result.error]))).toEqual(
         worlds.map(() => [[PROFILE, "ok", undefined]]),
@@ -341,7 +374,10 @@ async function codexRotated(host: HostUnderTest): Promise<void> {
         expect(Object.keys(codexFile).sort()).toEqual(["OPENAI_API_KEY", "last_refresh", "tokens"]);
       }
       // Two requests without (both reuse…: bare's 1 reuse) and at most one redemption with.
-      const delta = { requests: codex.server.counters.requests - base.requests, redemptions: codex.server.counters.redemptions - base.redemptions };
+      const delta = {
+        requests: codex.server.counters.requests - base.requests,
+        redemptions: codex.server.counters.redemptions - base.redemptions,
+      };
       expect(delta.redemptions).toBe(codexCase.accessValid ? 0 : 1);
       // The Codex CLI can go on: the token in its file still redeems.
       expect(codex.server.redeemOutside(codexFile.tokens.refresh_token)).not.toBeNull();
@@ -364,9 +400,10 @@ async function twoProfileIds(host: HostUnderTest): Promise<void> {
   const started = Date.now();
   const summary = newSummary(host, "2 profile ids, one refresh token, without then with plugin");
   const codex = await startCodexStandIn(tls, STAND_IN_ADDRESS);
-  const [bare, guarded] = await Promise.all([world9x(host, "ids-bare", { plugin: false }), world9x(host, "ids-guarded", { plugin: true })]).catch(
-    stopAndThrow(codex),
-  );
+  const [bare, guarded] = await Promise.all([
+    world9x(host, "ids-bare", { plugin: false }),
+    world9x(host, "ids-guarded", { plugin: true }),
+  ]).catch(stopAndThrow(codex));
   try {
     for (const world of [bare, guarded]) {
       const profile = profileOf(codex.server.expire(codex.server.issue(ACCOUNT)));
@@ -375,7 +412,12 @@ async function twoProfileIds(host: HostUnderTest): Promise<void> {
     const without = await probe9x(bare);
     const afterBare = { ...codex.server.counters };
     const withPlugin = await probe9x(guarded);
-    note(summary, codex, [...without.results, ...withPlugin.results].map((result) => `${result.profile}:${result.status}`), [without.run.ms, withPlugin.run.ms]);
+    note(
+      summary,
+      codex,
+      [...without.results, ...withPlugin.results].map((result) => `${result.profile}:${result.status}`),
+      [without.run.ms, withPlugin.run.ms],
+    );
 
     expect(without.results).toHaveLength(2);
     expect(afterBare).toMatchObject({ requests: 2, redemptions: 1, reuses: 1 });
@@ -405,50 +447,87 @@ describe(`openclaw ${MAIN_HOST}`, () => {
     h = await hosts.get(MAIN_HOST)!;
   }, 15 * MINUTE);
 
-  it("without refresh-guard, two state dirs holding one expired credential race: one refresh_token_reused, one fenced profile", async () => {
-    await twoStateDirsWithout(h);
-  }, 5 * MINUTE);
+  it(
+    "without refresh-guard, two state dirs holding one expired credential race: one refresh_token_reused, one fenced profile",
+    async () => {
+      await twoStateDirsWithout(h);
+    },
+    5 * MINUTE,
+  );
 
-  it("with refresh-guard, two state dirs stay signed in over 2 rotations, one redemption each; status names the host-undici seam and shows no token", async () => {
-    await twoStateDirsWith(h, 2, true);
-  }, 8 * MINUTE);
+  it(
+    "with refresh-guard, two state dirs stay signed in over 2 rotations, one redemption each; status names the host-undici seam and shows no token",
+    async () => {
+      await twoStateDirsWith(h, 2, true);
+    },
+    8 * MINUTE,
+  );
 
-  it("a login the Codex CLI already rotated: fenced without refresh-guard; with it, ok and the Codex CLI's file still redeems", async () => {
-    await codexRotated(h);
-  }, 8 * MINUTE);
+  it(
+    "a login the Codex CLI already rotated: fenced without refresh-guard; with it, ok and the Codex CLI's file still redeems",
+    async () => {
+      await codexRotated(h);
+    },
+    8 * MINUTE,
+  );
 
-  it("loads in a running `openclaw gateway` (activation on startup) and attaches the host-undici seam there", async () => {
-    const started = Date.now();
-    const summary = newSummary(h, "gateway: plugin loaded, host-undici seam attached");
-    const world = await world9x(h, "gateway", { plugin: true });
-    try {
-      const gateway = await startGateway(world);
+  it(
+    "loads in a running `openclaw gateway` (activation on startup) and attaches the host-undici seam there",
+    async () => {
+      const started = Date.now();
+      const summary = newSummary(h, "gateway: plugin loaded, host-undici seam attached");
+      const world = await world9x(h, "gateway", { plugin: true });
       try {
-        const plain = () => gateway.output().replace(ANSI_COLOUR, "");
-        expect(plain()).toMatch(/http server listening \([^)]*\brefresh-guard\b/);
-        // The observer in the gateway process reports every second; wait for one after "ready".
-        const deadline = Date.now() + 15_000;
-        let report = await world.fetchReport({ args: ["gateway"], pid: gateway.pid, code: null, signal: null, timedOut: false, stdout: "", stderr: "", ms: 0 }).catch(() => null);
-        while ((report === null || report.hostUndiciAttached !== true) && Date.now() < deadline) {
-          await new Promise((resolve) => setTimeout(resolve, 500));
-          report = await world.fetchReport({ args: ["gateway"], pid: gateway.pid, code: null, signal: null, timedOut: false, stdout: "", stderr: "", ms: 0 }).catch(() => null);
+        const gateway = await startGateway(world);
+        try {
+          const plain = () => gateway.output().replace(ANSI_COLOUR, "");
+          expect(plain()).toMatch(/http server listening \([^)]*\brefresh-guard\b/);
+          // The observer in the gateway process reports every second; wait for one after "ready".
+          const deadline = Date.now() + 15_000;
+          let report = await world
+            .fetchReport({ args: ["gateway"], pid: gateway.pid, code: null, signal: null, timedOut: false, stdout: "", stderr: "", ms: 0 })
+            .catch(() => null);
+          while ((report === null || report.hostUndiciAttached !== true) && Date.now() < deadline) {
+            await new Promise((resolve) => setTimeout(resolve, 500));
+            report = await world
+              .fetchReport({
+                args: ["gateway"],
+                pid: gateway.pid,
+                code: null,
+                signal: null,
+                timedOut: false,
+                stdout: "",
+                stderr: "",
+                ms: 0,
+              })
+              .catch(() => null);
+          }
+          expect(report, `${JSON.stringify(report)}\n${plain().slice(-4000)}`).toMatchObject({
+            hostUndiciLoaded: true,
+            hostUndiciAttached: true,
+            hookAttached: true,
+          });
+          expect(plain()).not.toContain("event=not_attached");
+          summary.notes = [`gateway ready in ${((Date.now() - started) / 1000).toFixed(1)} s incl. install`];
+        } finally {
+          await gateway.stop();
         }
-        expect(report, `${JSON.stringify(report)}\n${plain().slice(-4000)}`).toMatchObject({ hostUndiciLoaded: true, hostUndiciAttached: true, hookAttached: true });
-        expect(plain()).not.toContain("event=not_attached");
-        summary.notes = [`gateway ready in ${((Date.now() - started) / 1000).toFixed(1)} s incl. install`];
       } finally {
-        await gateway.stop();
+        summary.seconds = (Date.now() - started) / 1000;
+        recordScenario(summary);
+        await world.cleanup();
       }
-    } finally {
-      summary.seconds = (Date.now() - started) / 1000;
-      recordScenario(summary);
-      await world.cleanup();
-    }
-  }, 5 * MINUTE);
+    },
+    5 * MINUTE,
+  );
 
-  it("two profile ids holding one refresh token: a reuse and a fence without refresh-guard; one redemption with it", async () => {
-    await twoProfileIds(h);
-  }, 5 * MINUTE);
+  it(
+    "two profile ids holding one refresh token: a reuse and a fence without refresh-guard; one redemption with it",
+    async () => {
+      await twoProfileIds(h);
+    },
+    5 * MINUTE,
+  );
 });
 
 for (const version of COMPAT_HOSTS) {
@@ -458,9 +537,13 @@ for (const version of COMPAT_HOSTS) {
       h = await hosts.get(version)!;
     }, 15 * MINUTE);
 
-    it("two state dirs race without refresh-guard and are cured with it (seam host-undici)", async () => {
-      await twoStateDirsWithout(h);
-      await twoStateDirsWith(h, 1, true);
-    }, 8 * MINUTE);
+    it(
+      "two state dirs race without refresh-guard and are cured with it (seam host-undici)",
+      async () => {
+        await twoStateDirsWithout(h);
+        await twoStateDirsWith(h, 1, true);
+      },
+      8 * MINUTE,
+    );
   });
 }

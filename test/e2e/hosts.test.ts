@@ -8,22 +8,22 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import type { StatusReport } from "../../src/cli/status-report.ts";
-import { type TestTls, createTestTls } from "../support/tls.ts";
+import { createTestTls, type TestTls } from "../support/tls.ts";
 import {
   type CodexStandIn,
   type HostUnderTest,
   HostWorld,
+  hostUnderTest,
+  leakedSecrets,
   type PackedPlugin,
   PLUGIN_ID,
   type ProbeResult,
-  REFRESH_FAILED,
-  type ScenarioSummary,
-  hostUnderTest,
-  leakedSecrets,
   packPlugin,
   parseJsonOutput,
   printSummary,
+  REFRESH_FAILED,
   recordScenario,
+  type ScenarioSummary,
   startCodexStandIn,
 } from "./harness.ts";
 
@@ -71,7 +71,18 @@ function seconds(ms: number): string {
 }
 
 function newSummary(host: HostUnderTest, scenario: string): ScenarioSummary {
-  return { host: host.version, scenario, seconds: 0, statuses: [], probeSeconds: [], requests: 0, redemptions: 0, reuses: 0, invalid: 0, modelCalls: { ok: 0, denied: 0 } };
+  return {
+    host: host.version,
+    scenario,
+    seconds: 0,
+    statuses: [],
+    probeSeconds: [],
+    requests: 0,
+    redemptions: 0,
+    reuses: 0,
+    invalid: 0,
+    modelCalls: { ok: 0, denied: 0 },
+  };
 }
 
 function noteProbes(summary: ScenarioSummary, codex: CodexStandIn, results: readonly ProbeResult[]): void {
@@ -201,13 +212,21 @@ for (const { version, rotations } of GUARDED_HOSTS) {
       h = await host(version);
     }, 15 * MINUTE);
 
-    it("without refresh-guard, agents holding copies of one credential race and fail with refresh_token_reused", async () => {
-      await expectRaceWithoutPlugin(h);
-    }, 6 * MINUTE);
+    it(
+      "without refresh-guard, agents holding copies of one credential race and fail with refresh_token_reused",
+      async () => {
+        await expectRaceWithoutPlugin(h);
+      },
+      6 * MINUTE,
+    );
 
-    it(`with refresh-guard, every agent stays signed in over ${rotations} rotations and each rotation redeems the token once`, async () => {
-      await expectGuardedRotations(h, rotations);
-    }, 10 * MINUTE);
+    it(
+      `with refresh-guard, every agent stays signed in over ${rotations} rotations and each rotation redeems the token once`,
+      async () => {
+        await expectGuardedRotations(h, rotations);
+      },
+      10 * MINUTE,
+    );
   });
 }
 

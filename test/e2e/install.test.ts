@@ -5,7 +5,7 @@
 // Without the plugin the host has no `refresh-guard` command and nothing wraps fetch; with it the
 // status command answers from the version that was installed; after uninstall the host is back to
 // the first state.
-import { readFile, readdir, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,8 +19,8 @@ import {
   startClawHubWithoutPackage,
   startRegistry,
 } from "../support/local-registry.ts";
-import { type TestTls, createTestTls } from "../support/tls.ts";
-import { type CliRun, type HostUnderTest, HostWorld, PLUGIN_ID, hostUnderTest, parseJsonOutput } from "./harness.ts";
+import { createTestTls, type TestTls } from "../support/tls.ts";
+import { type CliRun, type HostUnderTest, HostWorld, hostUnderTest, PLUGIN_ID, parseJsonOutput } from "./harness.ts";
 
 const MINUTE = 60_000;
 const PACKAGE = "openclaw-refresh-guard";
@@ -59,7 +59,10 @@ beforeAll(async () => {
   [registry, clawhub] = await Promise.all([startRegistry(), startClawHubWithoutPackage()]);
   const previous = await packReleaseFromGit(PREVIOUS.commit);
   cleanups.push(previous.cleanup);
-  const current = packPackage({ destination: join(registry.userconfig, "..", "current"), stageDir: join(registry.userconfig, "..", "stage") });
+  const current = packPackage({
+    destination: join(registry.userconfig, "..", "current"),
+    stageDir: join(registry.userconfig, "..", "stage"),
+  });
   expect(current.version).toBe(CURRENT);
   expect(CURRENT).not.toBe(PREVIOUS.version);
   // Published in release order: `latest` ends on the current version.
@@ -75,7 +78,8 @@ afterAll(async () => {
 });
 
 function expectOk(run: CliRun): CliRun {
-  if (run.code !== 0) throw new Error(`openclaw ${run.args.join(" ")} exited ${run.code}:\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-3000)}`);
+  if (run.code !== 0)
+    throw new Error(`openclaw ${run.args.join(" ")} exited ${run.code}:\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-3000)}`);
   return run;
 }
 
@@ -116,103 +120,117 @@ async function statusJson(world: HostWorld, env: NodeJS.ProcessEnv): Promise<Sta
 
 describe.concurrent("install from an npm registry", () => {
   for (const version of Object.keys(HOSTS)) {
-    it(`openclaw ${version}: install @${PREVIOUS.version} by name, upgrade to ${CURRENT} keeping config and guard dir, uninstall leaves the host unguarded`, async () => {
-      const host = await hosts.get(version)!;
-      const world = await HostWorld.create(host, tls, "registry");
-      const env = { ...registry.npmEnv, OPENCLAW_CLAWHUB_URL: clawhub.url };
-      try {
-        // The previous release, by exact version.
-        const first = expectOk(await world.cli(["plugins", "install", `${PACKAGE}@${PREVIOUS.version}`, ...host.installFlags], { env, timeoutMs: 180_000 }));
-        expect(first.stdout).toContain(`Installed plugin: ${PLUGIN_ID}`);
-        if (version === "2026.4.15") {
-          // 2026.4.15 asks ClawHub first and falls back to npm on its 404.
-          expect(clawhub.requests).toContain(`GET /api/v1/packages/${PACKAGE}`);
-          expect(first.stdout).toContain(`Resolving clawhub:${PACKAGE}@${PREVIOUS.version}`);
+    it(
+      `openclaw ${version}: install @${PREVIOUS.version} by name, upgrade to ${CURRENT} keeping config and guard dir, uninstall leaves the host unguarded`,
+      async () => {
+        const host = await hosts.get(version)!;
+        const world = await HostWorld.create(host, tls, "registry");
+        const env = { ...registry.npmEnv, OPENCLAW_CLAWHUB_URL: clawhub.url };
+        try {
+          // The previous release, by exact version.
+          const first = expectOk(
+            await world.cli(["plugins", "install", `${PACKAGE}@${PREVIOUS.version}`, ...host.installFlags], { env, timeoutMs: 180_000 }),
+          );
+          expect(first.stdout).toContain(`Installed plugin: ${PLUGIN_ID}`);
+          if (version === "2026.4.15") {
+            // 2026.4.15 asks ClawHub first and falls back to npm on its 404.
+            expect(clawhub.requests).toContain(`GET /api/v1/packages/${PACKAGE}`);
+            expect(first.stdout).toContain(`Resolving clawhub:${PACKAGE}@${PREVIOUS.version}`);
+          }
+          expect((await installedPackages(world)).map((p) => p.version)).toEqual([PREVIOUS.version]);
+
+          await world.configurePlugin();
+          const before = await statusJson(world, env);
+          expect(before.plugin).toEqual({ id: PLUGIN_ID, version: PREVIOUS.version });
+          expect(before.host.hook).toBe(ATTACHES.has(version) ? "attached" : "not attached");
+          const guardDir = before.guard!.guardDir;
+          expect(guardDir).toBe(join(world.stateDir, PLUGIN_ID));
+          // Something of the user's in the guard dir: it must survive the upgrade.
+          const keep = join(guardDir, "user-file-kept-across-upgrade");
+          await writeFile(keep, "kept\n", { mode: 0o600 });
+
+          // Upgrade to `latest`, the user's way on this host.
+          expectOk(await world.cli(HOSTS[version]!.upgrade, { env, timeoutMs: 180_000 }));
+          const installed = (await installedPackages(world)).find((p) => p.version === CURRENT);
+          expect(installed, `no ${PACKAGE}@${CURRENT} installed`).toBeDefined();
+          const shipped = JSON.parse(await readFile(join(installed!.dir, "package.json"), "utf8")) as Record<string, unknown>;
+          expect(shipped).toMatchObject({ name: PACKAGE, version: CURRENT });
+          // The published manifest carries nothing the host's npm install would resolve for development.
+          expect(shipped.devDependencies).toBeUndefined();
+          expect(shipped.scripts).toBeUndefined();
+          const tree = (await readdir(installed!.nodeModules)).filter(
+            (name) => !name.startsWith(".") && name !== PACKAGE && name !== "openclaw",
+          );
+          expect(tree.sort()).toEqual(RUNTIME_TREE);
+
+          const after = await statusJson(world, env);
+          expect(after.plugin).toEqual({ id: PLUGIN_ID, version: CURRENT });
+          expect(after.host.hook).toBe(before.host.hook);
+          expect(after.guard?.guardDir).toBe(guardDir);
+          expect(after.guard?.providers.map((provider) => provider.id)).toEqual(["openai-codex"]);
+          expect((await world.readConfig()).plugins?.entries?.[PLUGIN_ID]).toMatchObject({
+            enabled: true,
+            config: { providers: { "openai-codex": { enabled: true } } },
+          });
+          expect(await readFile(keep, "utf8")).toBe("kept\n");
+
+          // Uninstall, non-interactively.
+          expectOk(await world.cli(["plugins", "uninstall", PLUGIN_ID, "--force"], { env }));
+          const left = (await installedPackages(world)).map((p) => [relative(world.stateDir, p.dir), p.version]);
+          if (version.startsWith("2026.9.")) {
+            // 2026.9.6 removes the active generation but leaves the one its update replaced on disk
+            // (nothing loads it: see below). The README's Uninstall section says so.
+            expect(left).toEqual([[`npm/projects/${PACKAGE}/node_modules/${PACKAGE}`, PREVIOUS.version]]);
+          } else expect(left).toEqual([]);
+          const config = await world.readConfig();
+          // 2026.9.6 keeps a disabled entry (its config dropped); the others remove it.
+          expect(config.plugins?.entries?.[PLUGIN_ID]).toEqual(version.startsWith("2026.9.") ? { enabled: false } : undefined);
+          expect(JSON.stringify(config)).not.toContain(PACKAGE);
+          const gone = await world.cli([PLUGIN_ID, "status", "--json"], { env });
+          expect(gone.code).not.toBe(0);
+          expect(`${gone.stdout}${gone.stderr}`).toMatch(/unknown command|does not know the command|command is unavailable/i);
+          // The host still works, and nothing wraps its fetch any more.
+          const list = expectOk(await world.cli(["plugins", "list", "--json"], { env }));
+          expect(list.stdout).not.toContain(`"${PLUGIN_ID}"`);
+          expect((await world.fetchReport(list)).hookAttached).toBe(false);
+          // The guard dir is the user's data, not the plugin's install: left as it was.
+          expect(await readFile(keep, "utf8")).toBe("kept\n");
+        } finally {
+          await world.cleanup();
         }
-        expect((await installedPackages(world)).map((p) => p.version)).toEqual([PREVIOUS.version]);
+      },
+      15 * MINUTE,
+    );
+  }
 
-        await world.configurePlugin();
-        const before = await statusJson(world, env);
-        expect(before.plugin).toEqual({ id: PLUGIN_ID, version: PREVIOUS.version });
-        expect(before.host.hook).toBe(ATTACHES.has(version) ? "attached" : "not attached");
-        const guardDir = before.guard!.guardDir;
-        expect(guardDir).toBe(join(world.stateDir, PLUGIN_ID));
-        // Something of the user's in the guard dir: it must survive the upgrade.
-        const keep = join(guardDir, "user-file-kept-across-upgrade");
-        await writeFile(keep, "kept\n", { mode: 0o600 });
-
-        // Upgrade to `latest`, the user's way on this host.
-        expectOk(await world.cli(HOSTS[version]!.upgrade, { env, timeoutMs: 180_000 }));
-        const installed = (await installedPackages(world)).find((p) => p.version === CURRENT);
-        expect(installed, `no ${PACKAGE}@${CURRENT} installed`).toBeDefined();
-        const shipped = JSON.parse(await readFile(join(installed!.dir, "package.json"), "utf8")) as Record<string, unknown>;
-        expect(shipped).toMatchObject({ name: PACKAGE, version: CURRENT });
-        // The published manifest carries nothing the host's npm install would resolve for development.
-        expect(shipped.devDependencies).toBeUndefined();
-        expect(shipped.scripts).toBeUndefined();
-        const tree = (await readdir(installed!.nodeModules)).filter((name) => !name.startsWith(".") && name !== PACKAGE && name !== "openclaw");
-        expect(tree.sort()).toEqual(RUNTIME_TREE);
-
-        const after = await statusJson(world, env);
-        expect(after.plugin).toEqual({ id: PLUGIN_ID, version: CURRENT });
-        expect(after.host.hook).toBe(before.host.hook);
-        expect(after.guard?.guardDir).toBe(guardDir);
-        expect(after.guard?.providers.map((provider) => provider.id)).toEqual(["openai-codex"]);
-        expect((await world.readConfig()).plugins?.entries?.[PLUGIN_ID]).toMatchObject({
-          enabled: true,
-          config: { providers: { "openai-codex": { enabled: true } } },
-        });
-        expect(await readFile(keep, "utf8")).toBe("kept\n");
-
-        // Uninstall, non-interactively.
-        expectOk(await world.cli(["plugins", "uninstall", PLUGIN_ID, "--force"], { env }));
-        const left = (await installedPackages(world)).map((p) => [relative(world.stateDir, p.dir), p.version]);
-        if (version.startsWith("2026.9.")) {
-          // 2026.9.6 removes the active generation but leaves the one its update replaced on disk
-          // (nothing loads it: see below). The README's Uninstall section says so.
-          expect(left).toEqual([[`npm/projects/${PACKAGE}/node_modules/${PACKAGE}`, PREVIOUS.version]]);
-        } else expect(left).toEqual([]);
-        const config = await world.readConfig();
-        // 2026.9.6 keeps a disabled entry (its config dropped); the others remove it.
-        expect(config.plugins?.entries?.[PLUGIN_ID]).toEqual(version.startsWith("2026.9.") ? { enabled: false } : undefined);
-        expect(JSON.stringify(config)).not.toContain(PACKAGE);
-        const gone = await world.cli([PLUGIN_ID, "status", "--json"], { env });
-        expect(gone.code).not.toBe(0);
-        expect(`${gone.stdout}${gone.stderr}`).toMatch(/unknown command|does not know the command|command is unavailable/i);
-        // The host still works, and nothing wraps its fetch any more.
-        const list = expectOk(await world.cli(["plugins", "list", "--json"], { env }));
-        expect(list.stdout).not.toContain(`"${PLUGIN_ID}"`);
-        expect((await world.fetchReport(list)).hookAttached).toBe(false);
-        // The guard dir is the user's data, not the plugin's install: left as it was.
-        expect(await readFile(keep, "utf8")).toBe("kept\n");
+  it(
+    `openclaw 2026.4.15: with ClawHub unreachable a bare name fails; npm pack then installing the archive works`,
+    async () => {
+      const host = await hosts.get("2026.4.15")!;
+      const world = await HostWorld.create(host, tls, "no-clawhub");
+      // A port nobody listens on: what a machine that cannot reach clawhub.ai sees.
+      const env = { ...registry.npmEnv, OPENCLAW_CLAWHUB_URL: "http://127.0.0.1:9" };
+      try {
+        const refused = await world.cli(["plugins", "install", PACKAGE], { env, timeoutMs: 180_000 });
+        expect(refused.code).not.toBe(0);
+        expect(`${refused.stdout}${refused.stderr}`).toMatch(/ECONNREFUSED|fetch failed/);
+        expect(await installedPackages(world)).toEqual([]);
+        // The README's way round it, through the user's npm registry.
+        const { execFile } = await import("node:child_process");
+        const packed = await new Promise<string>((resolve, reject) =>
+          execFile("npm", ["pack", PACKAGE, "--json"], { cwd: world.root, env: { ...process.env, ...registry.npmEnv } }, (error, stdout) =>
+            error ? reject(error) : resolve(stdout),
+          ),
+        );
+        const [info] = JSON.parse(packed) as { filename: string; version: string }[];
+        expect(info?.version).toBe(CURRENT);
+        const install = expectOk(await world.cli(["plugins", "install", `./${info!.filename}`], { env, timeoutMs: 180_000 }));
+        expect(install.stdout).toContain(`Installed plugin: ${PLUGIN_ID}`);
+        expect((await statusJson(world, env)).plugin).toEqual({ id: PLUGIN_ID, version: CURRENT });
       } finally {
         await world.cleanup();
       }
-    }, 15 * MINUTE);
-  }
-
-  it(`openclaw 2026.4.15: with ClawHub unreachable a bare name fails; npm pack then installing the archive works`, async () => {
-    const host = await hosts.get("2026.4.15")!;
-    const world = await HostWorld.create(host, tls, "no-clawhub");
-    // A port nobody listens on: what a machine that cannot reach clawhub.ai sees.
-    const env = { ...registry.npmEnv, OPENCLAW_CLAWHUB_URL: "http://127.0.0.1:9" };
-    try {
-      const refused = await world.cli(["plugins", "install", PACKAGE], { env, timeoutMs: 180_000 });
-      expect(refused.code).not.toBe(0);
-      expect(`${refused.stdout}${refused.stderr}`).toMatch(/ECONNREFUSED|fetch failed/);
-      expect(await installedPackages(world)).toEqual([]);
-      // The README's way round it, through the user's npm registry.
-      const { execFile } = await import("node:child_process");
-      const packed = await new Promise<string>((resolve, reject) =>
-        execFile("npm", ["pack", PACKAGE, "--json"], { cwd: world.root, env: { ...process.env, ...registry.npmEnv } }, (error, stdout) => (error ? reject(error) : resolve(stdout))),
-      );
-      const [info] = JSON.parse(packed) as { filename: string; version: string }[];
-      expect(info?.version).toBe(CURRENT);
-      const install = expectOk(await world.cli(["plugins", "install", `./${info!.filename}`], { env, timeoutMs: 180_000 }));
-      expect(install.stdout).toContain(`Installed plugin: ${PLUGIN_ID}`);
-      expect((await statusJson(world, env)).plugin).toEqual({ id: PLUGIN_ID, version: CURRENT });
-    } finally {
-      await world.cleanup();
-    }
-  }, 10 * MINUTE);
+    },
+    10 * MINUTE,
+  );
 });

@@ -34,31 +34,34 @@ export class Agent {
     this.child.stderr?.on("data", (chunk: Buffer) => this.output.push(chunk.toString()));
     this.ready = new Promise((resolve, reject) => {
       this.child.once("exit", (code) => reject(new Error(`agent exited early (${code}): ${this.output.join("")}`)));
-      this.child.on("message", (message: {
-        type: string;
-        id?: number;
-        results?: CallResult[];
-        level?: string;
-        line?: string;
-        stage?: string;
-        cpuUs?: number;
-        stages?: StageTimes;
-        marks?: Mark[];
-      }) => {
-        if (message.type === "ready") resolve();
-        if (message.type === "log" && message.line !== undefined) this.logs.push({ level: message.level ?? "info", line: message.line });
-        if (message.type === "stage" && message.stage) {
-          for (const wake of this.stageWaiters.splice(0)) wake(message.stage);
-        }
-        if (message.type === "cpu" && message.id !== undefined) {
-          this.cpuWaiters.get(message.id)?.({ cpuUs: message.cpuUs ?? 0, stages: message.stages ?? {}, marks: message.marks ?? [] });
-          this.cpuWaiters.delete(message.id);
-        }
-        if (message.type === "result" && message.id !== undefined && message.results) {
-          this.pending.get(message.id)?.(message.results);
-          this.pending.delete(message.id);
-        }
-      });
+      this.child.on(
+        "message",
+        (message: {
+          type: string;
+          id?: number;
+          results?: CallResult[];
+          level?: string;
+          line?: string;
+          stage?: string;
+          cpuUs?: number;
+          stages?: StageTimes;
+          marks?: Mark[];
+        }) => {
+          if (message.type === "ready") resolve();
+          if (message.type === "log" && message.line !== undefined) this.logs.push({ level: message.level ?? "info", line: message.line });
+          if (message.type === "stage" && message.stage) {
+            for (const wake of this.stageWaiters.splice(0)) wake(message.stage);
+          }
+          if (message.type === "cpu" && message.id !== undefined) {
+            this.cpuWaiters.get(message.id)?.({ cpuUs: message.cpuUs ?? 0, stages: message.stages ?? {}, marks: message.marks ?? [] });
+            this.cpuWaiters.delete(message.id);
+          }
+          if (message.type === "result" && message.id !== undefined && message.results) {
+            this.pending.get(message.id)?.(message.results);
+            this.pending.delete(message.id);
+          }
+        },
+      );
     });
     this.ready.catch(() => undefined);
   }

@@ -2,9 +2,9 @@
 // stand-in's address and refuses everything else. OpenClaw 2026.6/2026.7 refuse a token endpoint
 // that resolves to any special-use address (RFC 2544 included), but send the token POST through an
 // HTTPS_PROXY from the environment without resolving the name themselves ("trusted_env_proxy").
-import { type Server, createServer } from "node:http";
-import { type Socket, connect } from "node:net";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { connect, type Socket } from "node:net";
 
 export interface ConnectProxy {
   url: string;

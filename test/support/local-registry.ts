@@ -3,9 +3,9 @@
 // this package. Also the previous release packed from git, and a ClawHub stand-in that knows no
 // package (what clawhub.ai answers for this one), for 2026.4.x hosts that ask ClawHub first.
 import { execFile, spawn } from "node:child_process";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -109,7 +109,11 @@ export async function packReleaseFromGit(commit: string): Promise<{ tgz: string;
   const dir = await mkdtemp(join(tmpdir(), "rg-release-"));
   const src = join(dir, "src-tree");
   await mkdir(src);
-  const { stdout } = await execFileP("git", ["archive", "--format=tar", commit], { cwd: REPO_ROOT, encoding: "buffer", maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await execFileP("git", ["archive", "--format=tar", commit], {
+    cwd: REPO_ROOT,
+    encoding: "buffer",
+    maxBuffer: 64 * 1024 * 1024,
+  });
   await new Promise<void>((resolve, reject) => {
     const tar = spawn("tar", ["-x", "-C", src], { stdio: ["pipe", "ignore", "inherit"] });
     tar.once("error", reject);

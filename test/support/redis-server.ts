@@ -31,7 +31,23 @@ export class RedisServer {
   async start(): Promise<void> {
     const child = spawn(
       REDIS_SERVER,
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no", ...this.extraArgs],
+      [
+        "--port",
+        String(this.port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        this.dir,
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--protected-mode",
+        "no",
+        ...this.extraArgs,
+      ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     this.child = child;
@@ -97,7 +113,9 @@ export function ensureRedisServer(): void {
   if (hasRedis()) return;
   const root = process.getuid?.() === 0;
   if (!root) {
-    throw new Error("redis-server is not installed; the Redis tests need it: sudo apt-get install -y redis-server (or set REDIS_SERVER_BIN)");
+    throw new Error(
+      "redis-server is not installed; the Redis tests need it: sudo apt-get install -y redis-server (or set REDIS_SERVER_BIN)",
+    );
   }
   process.stderr.write("redis-server missing: apt-get install -y redis-server\n");
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };

@@ -13,17 +13,17 @@
 //   floor  the least any design could cost: one caller POSTs and writes the answer to a file,
 //          every other caller waits on a watch of that file, then reads it.
 // A "cpu" message answers with the process's CPU time so far.
+
+import { createHash } from "node:crypto";
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, watch, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 
 import { parseConfig } from "../../src/config/parse-config.ts";
+import type { Stage } from "../../src/core/refresh-guard.ts";
 import { installFetchInterceptor } from "../../src/hosts/global-fetch.ts";
 import { GuardRuntime } from "../../src/plugin/guard-runtime.ts";
-
-import type { Stage } from "../../src/core/refresh-guard.ts";
 
 export interface AgentConfig {
   guard?: boolean;
@@ -165,8 +165,9 @@ async function callOnce(refreshToken: string, fetchImpl: typeof fetch = fetch, s
 
 type WithFileLock = <T>(path: string, options: LockOptions, fn: () => Promise<T>) => Promise<T>;
 const peerLock: Promise<WithFileLock> | null = config.peer
-  ? import(config.peer.lockModule.startsWith("file:") ? config.peer.lockModule : pathToFileURL(config.peer.lockModule).href)
-      .then((module: { withFileLock: WithFileLock }) => module.withFileLock)
+  ? import(config.peer.lockModule.startsWith("file:") ? config.peer.lockModule : pathToFileURL(config.peer.lockModule).href).then(
+      (module: { withFileLock: WithFileLock }) => module.withFileLock,
+    )
   : null;
 let peerQueue: Promise<void> = Promise.resolve();
 
@@ -349,29 +350,32 @@ function takeStages(): StageTimes {
   return taken;
 }
 
-process.on("message", async (message: { id: number; type: string; refreshToken: string; callers: number; mode?: Mode; redeems?: boolean }) => {
-  if (message.type === "exit") process.exit(0);
-  if (message.type === "cpu") {
-    const { user, system } = process.cpuUsage();
-    send({ type: "cpu", id: message.id, cpuUs: user + system, stages: takeStages(), marks: marks.splice(0) });
-    return;
-  }
-  if (message.type !== "refresh") return;
-  if (config.profile) {
-    const now = epoch();
-    marks.push({ label: "arrival", start: now, end: now });
-  }
-  const mode = message.mode ?? (config.guard === false ? "bare" : "guard");
-  const call = (index: number): Promise<CallResult> => {
-    if (mode === "peer") return peerCall();
-    if (mode === "floor") return floorCall(message.refreshToken, message.redeems === true && index === 0);
-    return callOnce(message.refreshToken, mode === "bare" ? plainFetch : fetch);
-  };
-  const results = await Promise.all(
-    Array.from({ length: message.callers }, (_, index) =>
-      call(index).then((result) => (config.profile ? { ...result, endAt: epoch() } : result)),
-    ),
-  );
-  send({ type: "result", id: message.id, results });
-});
+process.on(
+  "message",
+  async (message: { id: number; type: string; refreshToken: string; callers: number; mode?: Mode; redeems?: boolean }) => {
+    if (message.type === "exit") process.exit(0);
+    if (message.type === "cpu") {
+      const { user, system } = process.cpuUsage();
+      send({ type: "cpu", id: message.id, cpuUs: user + system, stages: takeStages(), marks: marks.splice(0) });
+      return;
+    }
+    if (message.type !== "refresh") return;
+    if (config.profile) {
+      const now = epoch();
+      marks.push({ label: "arrival", start: now, end: now });
+    }
+    const mode = message.mode ?? (config.guard === false ? "bare" : "guard");
+    const call = (index: number): Promise<CallResult> => {
+      if (mode === "peer") return peerCall();
+      if (mode === "floor") return floorCall(message.refreshToken, message.redeems === true && index === 0);
+      return callOnce(message.refreshToken, mode === "bare" ? plainFetch : fetch);
+    };
+    const results = await Promise.all(
+      Array.from({ length: message.callers }, (_, index) =>
+        call(index).then((result) => (config.profile ? { ...result, endAt: epoch() } : result)),
+      ),
+    );
+    send({ type: "result", id: message.id, results });
+  },
+);
 send({ type: "ready", pid: process.pid });

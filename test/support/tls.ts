@@ -53,15 +53,28 @@ export function createTestTls(opts: { hosts?: string[]; dir?: string } = {}): Te
 
   // CA
   openssl(
-    ["req", "-x509", ...ecKey, "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-      "-subj", "/CN=refresh-guard test CA",
-      "-addext", "basicConstraints=critical,CA:TRUE",
-      "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+    [
+      "req",
+      "-x509",
+      ...ecKey,
+      "-nodes",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=refresh-guard test CA",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    ],
     dir,
   );
   // Server key + CSR
-  openssl(["req", ...ecKey, "-nodes", "-keyout", "server.key", "-out", "server.csr",
-    "-subj", `/CN=${hosts[0] ?? "localhost"}`], dir);
+  openssl(["req", ...ecKey, "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", `/CN=${hosts[0] ?? "localhost"}`], dir);
   const san = [...hosts.map((h) => `DNS:${h}`), "DNS:localhost", "IP:127.0.0.1"].join(",");
   writeFileSync(
     path.join(dir, "server.ext"),
@@ -73,8 +86,27 @@ export function createTestTls(opts: { hosts?: string[]; dir?: string } = {}): Te
       "",
     ].join("\n"),
   );
-  openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-    "-CAcreateserial", "-out", "server.crt", "-days", "2", "-sha256", "-extfile", "server.ext"], dir);
+  openssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      "server.csr",
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      "server.crt",
+      "-days",
+      "2",
+      "-sha256",
+      "-extfile",
+      "server.ext",
+    ],
+    dir,
+  );
 
   const caCertPath = path.join(dir, "ca.crt");
   const caBundlePath = path.join(dir, "ca-bundle.crt");

@@ -5,7 +5,7 @@
 // descendant, as some reports say OpenAI does), injected faults, and counters. Used by the tests,
 // the demo and the benchmark, over real HTTP or HTTPS on loopback.
 import { randomBytes } from "node:crypto";
-import { type IncomingMessage, type Server, type ServerResponse, createServer as createHttpServer } from "node:http";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 
@@ -212,7 +212,10 @@ export class StandInEndpoint {
     return { access, refresh, idToken, expires, accountId, userId, email };
   }
 
-  private redeem(refresh: string, lifetimeSec = this.options.accessLifetimeSec ?? 3600): { status: 200; credential: Credential } | { status: 401; body: string } {
+  private redeem(
+    refresh: string,
+    lifetimeSec = this.options.accessLifetimeSec ?? 3600,
+  ): { status: 200; credential: Credential } | { status: 401; body: string } {
     const record = this.refreshes.get(refresh);
     if (!record || record.state === "revoked") {
       this.counters.invalid += 1;
@@ -306,9 +309,9 @@ export class StandInEndpoint {
         res.writeHead(200, { "content-type": "application/json" }).end('{"access_token": "abc", ');
         return;
       case "no-refresh-token":
-        res.writeHead(200, { "content-type": "application/json" }).end(
-          JSON.stringify({ access_token: jwt({ exp: Math.floor(this.now() / 1000) + 3600 }), expires_in: 3600 }),
-        );
+        res
+          .writeHead(200, { "content-type": "application/json" })
+          .end(JSON.stringify({ access_token: jwt({ exp: Math.floor(this.now() / 1000) + 3600 }), expires_in: 3600 }));
         return;
     }
   }

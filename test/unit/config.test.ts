@@ -31,7 +31,9 @@ describe("parseConfig", () => {
     expect(parseConfig(undefined, { ...context, env }).guardDir).toBe("/xdg/state/openclaw-refresh-guard");
     expect(parseConfig(undefined, { ...context, stateDir: "/other", env }).guardDir).toBe("/xdg/state/openclaw-refresh-guard");
     // A relative XDG_STATE_HOME is invalid per the XDG spec and ignored.
-    expect(parseConfig(undefined, { ...context, env: { XDG_STATE_HOME: "rel" } }).guardDir).toBe("/home/u/.local/state/openclaw-refresh-guard");
+    expect(parseConfig(undefined, { ...context, env: { XDG_STATE_HOME: "rel" } }).guardDir).toBe(
+      "/home/u/.local/state/openclaw-refresh-guard",
+    );
   });
 
   it("enables listed providers at the OpenAI token endpoint and leaves enabled:false ones out", () => {
@@ -61,7 +63,11 @@ describe("parseConfig", () => {
     [{ providers: { anthropic: { enabled: true } } }, `${CONFIG_ROOT}.providers["anthropic"]`, /unknown provider/],
     [{ providers: { "openai-codex": { enabled: "yes" } } }, `${CONFIG_ROOT}.providers["openai-codex"].enabled`, /true or false/],
     [{ providers: { "openai-codex": true } }, `${CONFIG_ROOT}.providers["openai-codex"]`, /expected an object/],
-    [{ providers: { "openai-codex": { tokenUrl: "http://evil.example/token" } } }, `${CONFIG_ROOT}.providers["openai-codex"].tokenUrl`, /https/],
+    [
+      { providers: { "openai-codex": { tokenUrl: "http://evil.example/token" } } },
+      `${CONFIG_ROOT}.providers["openai-codex"].tokenUrl`,
+      /https/,
+    ],
     [{ lock: { staleMs: -5 } }, `${CONFIG_ROOT}.lock.staleMs`, /between 2000 and 600000/],
     [{ lock: { waitTimeoutMs: "30s" } }, `${CONFIG_ROOT}.lock.waitTimeoutMs`, /expected a number/],
     [{ lock: { staleMs: 10000, waitTimeoutMs: 5000 } }, `${CONFIG_ROOT}.lock.waitTimeoutMs`, /at least lock.staleMs/],

@@ -8,12 +8,15 @@ import { ConfigError } from "../../src/core/errors.ts";
 import { redactUrl } from "../../src/store/redis-url.ts";
 
 const context = { stateDir: "/state", home: "/home/u" };
-const redis = (settings: Record<string, unknown>) => parseConfig({ coordination: { backend: "redis", redis: settings } }, context).coordination;
+const redis = (settings: Record<string, unknown>) =>
+  parseConfig({ coordination: { backend: "redis", redis: settings } }, context).coordination;
 
 describe("coordination config", () => {
   it("defaults to the file backend with no config at all", () => {
     expect(parseConfig(undefined, context).coordination).toEqual({ backend: "file" });
-    expect(parseConfig({ coordination: { backend: "file", redis: { url: "redis://ignored" } } }, context).coordination).toEqual({ backend: "file" });
+    expect(parseConfig({ coordination: { backend: "file", redis: { url: "redis://ignored" } } }, context).coordination).toEqual({
+      backend: "file",
+    });
   });
 
   it("fills Redis defaults: key prefix, timeouts, fail closed", () => {
@@ -25,7 +28,9 @@ describe("coordination config", () => {
       commandTimeoutMs: 5000,
       onUnavailable: "fail",
     });
-    expect(redis({ url: "rediss://cache:6380", onUnavailable: "file", passwordEnv: "RG_REDIS_PASSWORD", keyPrefix: "prod:" })).toMatchObject({
+    expect(
+      redis({ url: "rediss://cache:6380", onUnavailable: "file", passwordEnv: "RG_REDIS_PASSWORD", keyPrefix: "prod:" }),
+    ).toMatchObject({
       url: "rediss://cache:6380",
       onUnavailable: "file",
       passwordEnv: "RG_REDIS_PASSWORD",

@@ -13,10 +13,10 @@ import {
   JournalCorruptError,
   LockCompromisedError,
   LockTimeoutError,
+  loginCommand,
   RefreshGuardError,
   ReloginRequiredError,
   UnsafeDirectoryError,
-  loginCommand,
 } from "../../src/core/errors.ts";
 
 describe("errors", () => {
@@ -40,7 +40,15 @@ describe("errors", () => {
   });
 
   it("codes are distinct", () => {
-    const codes = [ERR_LOCK_TIMEOUT, ERR_LOCK_COMPROMISED, ERR_UNSAFE_DIR, ERR_CONFIG, ERR_RELOGIN_REQUIRED, ERR_JOURNAL_CORRUPT, ERR_CHAIN];
+    const codes = [
+      ERR_LOCK_TIMEOUT,
+      ERR_LOCK_COMPROMISED,
+      ERR_UNSAFE_DIR,
+      ERR_CONFIG,
+      ERR_RELOGIN_REQUIRED,
+      ERR_JOURNAL_CORRUPT,
+      ERR_CHAIN,
+    ];
     expect(new Set(codes).size).toBe(codes.length);
   });
 

@@ -2,9 +2,8 @@
 // spelling of a token URL, keeps the original fetch's own properties visible, and stops guarding
 // on uninstall even when another wrapper sits on top of it.
 import { describe, expect, it } from "vitest";
-
-import { type TokenGuard, installFetchInterceptor } from "../../src/hosts/global-fetch.ts";
 import type { Redeem } from "../../src/core/refresh-guard.ts";
+import { installFetchInterceptor, type TokenGuard } from "../../src/hosts/global-fetch.ts";
 
 type Fetch = typeof globalThis.fetch;
 
@@ -114,7 +113,11 @@ describe("token URL matching", () => {
     const host = { fetch };
     const guard = recordingGuard();
     installFetchInterceptor(new Map([["https://auth.openai.com/oauth/token", guard]]), host);
-    await host.fetch("https://auth.openai.com:8443/oauth/token", { method: "POST", headers: { "content-type": FORM }, body: formBody("rt_a") });
+    await host.fetch("https://auth.openai.com:8443/oauth/token", {
+      method: "POST",
+      headers: { "content-type": FORM },
+      body: formBody("rt_a"),
+    });
     await host.fetch("https://auth.openai.com/oauth/tokens", { method: "POST", headers: { "content-type": FORM }, body: formBody("rt_b") });
     expect(guard.tokens).toEqual([]);
     expect(calls).toHaveLength(2);

@@ -3,9 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-
-import { type TokenGuard, installFetchInterceptor, interceptorAttached } from "../../src/hosts/global-fetch.ts";
 import { type GuardEvent, type Redeem, RefreshGuard, type RefreshGuardOptions } from "../../src/core/refresh-guard.ts";
+import { installFetchInterceptor, interceptorAttached, type TokenGuard } from "../../src/hosts/global-fetch.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
 import { answerGate, type StandInEndpoint, type StandInOptions, startStandIn } from "../support/token-endpoint-server.ts";
 
@@ -374,7 +373,12 @@ describe("installFetchInterceptor on globalThis with a real guard", () => {
     const credential = server.issue("acct-a");
     const controller = new AbortController();
     const aborted = expect(
-      fetch(server.url, { method: "POST", headers: { "content-type": FORM }, body: formBody(credential.refresh), signal: controller.signal }),
+      fetch(server.url, {
+        method: "POST",
+        headers: { "content-type": FORM },
+        body: formBody(credential.refresh),
+        signal: controller.signal,
+      }),
     ).rejects.toMatchObject({ name: "AbortError" });
     await answer.arrived;
     controller.abort();

@@ -88,12 +88,18 @@ describe("something that is not a lock at the lock path", () => {
 describe("log lines", () => {
   it("an endpoint error code containing a newline yields one log line per event, never a forged one", async () => {
     const lines: string[] = [];
-    const config = parseConfig({ providers: { "openai-codex": { enabled: true, tokenUrl: server.url } }, guardDir, codexAuthFile: false }, { stateDir: root });
+    const config = parseConfig(
+      { providers: { "openai-codex": { enabled: true, tokenUrl: server.url } }, guardDir, codexAuthFile: false },
+      { stateDir: root },
+    );
     const log = (line: string) => lines.push(line);
     const runtime = new GuardRuntime(config, { logger: { debug: log, info: log, warn: log, error: log }, stateDir: root });
     const forged = "bad_request\n[refresh-guard] event=redeemed provider=openai-codex key=deadbeef hops=0 ms=1";
     const redeem: Redeem = async () =>
-      new Response(JSON.stringify({ error: { code: forged, message: "x\r\ny" } }), { status: 400, headers: { "content-type": "application/json" } });
+      new Response(JSON.stringify({ error: { code: forged, message: "x\r\ny" } }), {
+        status: 400,
+        headers: { "content-type": "application/json" },
+      });
 
     const response = await runtime.routes().get(server.url)!.refresh(server.issue().refresh, redeem, {});
     expect(response.status).toBe(400);
@@ -180,7 +186,12 @@ describe("spent markers and expiry cannot be forged or inflated", () => {
     expect(body.expires_in).toBeLessThanOrEqual(3600);
 
     // A process whose clock says two hours later: the journal's access token is stale, so it redeems the successor.
-    const later = await RefreshGuard.open({ provider: "openai-codex", guardDir, timing: TIMING, now: () => Date.now() + 2 * 60 * 60 * 1000 });
+    const later = await RefreshGuard.open({
+      provider: "openai-codex",
+      guardDir,
+      timing: TIMING,
+      now: () => Date.now() + 2 * 60 * 60 * 1000,
+    });
     const sent: string[] = [];
     const response = await later.refresh(original.refresh, redeemAt(server.url, sent));
     expect(response.status).toBe(200);

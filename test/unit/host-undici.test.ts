@@ -7,12 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-
+import { RefreshGuard } from "../../src/core/refresh-guard.ts";
 import { attachSeams } from "../../src/hosts/detect-seam.ts";
 import { interceptorAttached } from "../../src/hosts/global-fetch.ts";
 import { assessHost } from "../../src/hosts/host-compat.ts";
 import { installHostUndiciInterceptor, probeHostUndici } from "../../src/hosts/host-undici.ts";
-import { RefreshGuard } from "../../src/core/refresh-guard.ts";
 import { type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
 
 const UNDICI_SOURCE = `
@@ -41,7 +40,10 @@ async function fakeHost(dir: string, undiciSource: string | null): Promise<strin
   if (undiciSource !== null) {
     await mkdir(join(dir, "node_modules", "undici"), { recursive: true });
     await writeFile(join(dir, "node_modules", "undici", "index.js"), undiciSource);
-    await writeFile(join(dir, "node_modules", "undici", "package.json"), JSON.stringify({ name: "undici", version: "8.10.2", main: "index.js" }));
+    await writeFile(
+      join(dir, "node_modules", "undici", "package.json"),
+      JSON.stringify({ name: "undici", version: "8.10.2", main: "index.js" }),
+    );
   }
   return join(dir, "node_modules", "openclaw", "openclaw.mjs");
 }
@@ -68,8 +70,14 @@ describe("probeHostUndici", () => {
 
   it("says why when the host has no undici, a read-only or accessor fetch, or argv[1] is not openclaw", async () => {
     const none = await fakeHost(join(root, "none"), null);
-    const readOnly = await fakeHost(join(root, "ro"), `Object.defineProperty(exports, "fetch", { value: async () => null, writable: false, enumerable: true });`);
-    const accessor = await fakeHost(join(root, "acc"), `Object.defineProperty(exports, "fetch", { get: () => async () => null, enumerable: true });`);
+    const readOnly = await fakeHost(
+      join(root, "ro"),
+      `Object.defineProperty(exports, "fetch", { value: async () => null, writable: false, enumerable: true });`,
+    );
+    const accessor = await fakeHost(
+      join(root, "acc"),
+      `Object.defineProperty(exports, "fetch", { get: () => async () => null, enumerable: true });`,
+    );
     const noFetch = await fakeHost(join(root, "nofetch"), `exports.Agent = class {};`);
     const reasons = [none, readOnly, accessor, noFetch].map((argv1) => {
       const probe = probeHostUndici({ resolveSdk: noSdk, argv1 });
@@ -96,7 +104,10 @@ describe("host-undici seam with a real guard", () => {
     const entry = await fakeHost(join(root, "guarded"), UNDICI_SOURCE);
     const probe = probeHostUndici({ resolveSdk: noSdk, argv1: entry });
     if (!probe.found) throw new Error(probe.reason);
-    const module = probe.module as unknown as { fetch: typeof fetch; calls: { url: string; init: RequestInit & { dispatcher?: unknown } }[] };
+    const module = probe.module as unknown as {
+      fetch: typeof fetch;
+      calls: { url: string; init: RequestInit & { dispatcher?: unknown } }[];
+    };
     guardDir = await mkdtemp(join(tmpdir(), "rg-host-undici-guard-"));
     const guard = await RefreshGuard.open({ provider: "openai", guardDir });
     const installed = installHostUndiciInterceptor(module, new Map([[server.url, guard]]));

@@ -5,10 +5,10 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { ERR_JOURNAL_CORRUPT, type JournalCorruptError } from "../../src/core/errors.ts";
+import type { TokenSet } from "../../src/oauth/token-wire.ts";
+import { openai, REUSED } from "../../src/providers/openai.ts";
 import { JOURNAL_VERSION, Journal, type JournalOptions } from "../../src/store/journal.ts";
 import { seal, tokenKey } from "../../src/store/token-crypto.ts";
-import type { TokenSet } from "../../src/oauth/token-wire.ts";
-import { REUSED, openai } from "../../src/providers/openai.ts";
 
 const reusedBody = openai.reusedBody;
 

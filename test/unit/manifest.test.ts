@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 
 import { describe, expect, it } from "vitest";
 
-import { OPTIONS, configSchema, defaultOf } from "../../src/config/options.ts";
+import { configSchema, defaultOf, OPTIONS } from "../../src/config/options.ts";
 import { parseConfig } from "../../src/config/parse-config.ts";
 import { DEFAULT_TIMING } from "../../src/core/timing.ts";
 

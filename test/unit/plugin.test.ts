@@ -111,7 +111,14 @@ describe("registerRefreshGuard", () => {
   it("takes the user's config from the live host config when an early registration passes only the manifest defaults (2026.6/2026.7)", () => {
     const { api, lines } = fakeApi({ requestTimeoutMs: 30000 }, "2026.7.35");
     api.registrationMode = "discovery";
-    api.runtime = { ...api.runtime, config: { current: () => ({ plugins: { entries: { "refresh-guard": { enabled: true, config: { providers: { openai: { enabled: true } } } } } } }) } };
+    api.runtime = {
+      ...api.runtime,
+      config: {
+        current: () => ({
+          plugins: { entries: { "refresh-guard": { enabled: true, config: { providers: { openai: { enabled: true } } } } } },
+        }),
+      },
+    };
     const state = registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
     expect(state.runtime?.config.providers.map((provider) => provider.id)).toEqual(["openai"]);
     expect(lines.join("\n")).not.toContain("event=idle");
@@ -136,7 +143,9 @@ describe("registerRefreshGuard", () => {
     registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
     const credential = server.issue("acct-status");
     const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: credential.refresh }).toString();
-    await Promise.all([1, 2].map(() => fetch(server.url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body })));
+    await Promise.all(
+      [1, 2].map(() => fetch(server.url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body })),
+    );
     // Outcome lines are appended after the answer: wait until both are in the record.
     const statusDir = join(stateDir, "xdg", "openclaw-refresh-guard", "status");
     const outcomeLines = () =>

@@ -38,7 +38,11 @@ afterEach(async () => {
   expect(leaked.length, "log lines contain issued tokens").toBe(0);
 });
 
-async function writeAgentStore(agent: string, credential: Credential, declared: { accountId?: string; email?: string } = {}): Promise<void> {
+async function writeAgentStore(
+  agent: string,
+  credential: Credential,
+  declared: { accountId?: string; email?: string } = {},
+): Promise<void> {
   const dir = join(stateDir, "agents", agent, "agent");
   await fsp.mkdir(dir, { recursive: true });
   const profile: Record<string, unknown> = {
@@ -53,13 +57,23 @@ async function writeAgentStore(agent: string, credential: Credential, declared: 
   await fsp.writeFile(join(dir, "auth-profiles.json"), JSON.stringify({ version: 1, profiles: { "openai-codex:default": profile } }));
 }
 
-async function writeCodexFile(tokens: { access_token: string; refresh_token: string; id_token?: string; account_id: string }): Promise<void> {
+async function writeCodexFile(tokens: {
+  access_token: string;
+  refresh_token: string;
+  id_token?: string;
+  account_id: string;
+}): Promise<void> {
   await fsp.mkdir(join(codexFile, ".."), { recursive: true });
   await fsp.writeFile(codexFile, JSON.stringify({ OPENAI_API_KEY: null, tokens, last_refresh: new Date().toISOString() }));
 }
 
 function codexTokens(credential: Credential) {
-  return { access_token: credential.access, refresh_token: credential.refresh, id_token: credential.idToken, account_id: credential.accountId };
+  return {
+    access_token: credential.access,
+    refresh_token: credential.refresh,
+    id_token: credential.idToken,
+    account_id: credential.accountId,
+  };
 }
 
 /** The host's refresh of `refreshToken`, through the plugin runtime exactly as the fetch hook calls it. */
@@ -69,7 +83,10 @@ async function hostRefresh(refreshToken: string): Promise<Response> {
     { stateDir, home: join(root, "home") },
   );
   const log = (level: string) => (line: string) => lines.push({ level, line });
-  const runtime = new GuardRuntime(config, { logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") }, stateDir });
+  const runtime = new GuardRuntime(config, {
+    logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
+    stateDir,
+  });
   const guard = runtime.routes().get(server.url);
   if (guard === undefined) throw new Error("no route for the stand-in's token URL");
   return guard.refresh(

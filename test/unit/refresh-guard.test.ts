@@ -6,8 +6,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { ERR_LOCK_TIMEOUT, LockTimeoutError, UnsafeDirectoryError } from "../../src/core/errors.ts";
 import { type GuardEvent, type Redeem, RefreshGuard, type RefreshGuardOptions } from "../../src/core/refresh-guard.ts";
-import { type HeldLock, RefreshLocks } from "../../src/store/refresh-lock.ts";
 import { type SiblingCredential, staticSiblingSource } from "../../src/siblings/sibling-source.ts";
+import { type HeldLock, RefreshLocks } from "../../src/store/refresh-lock.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
 import {
   answerGate,
@@ -312,7 +312,13 @@ describe("RefreshGuard.refresh: token spent outside the guard", () => {
     const fenced = (presented: string) => presented === credential.refresh;
     const source = staticSiblingSource("stores", () => [
       // The host's own copy, replaced by its refresh fence: no token, but whose it was.
-      { source: "state/openclaw.sqlite#openai:default (fenced)", refreshToken: "openclaw-oauth-refresh-fence:v1:x", accountId: "acct-fence", email: credential.email, fencedFrom: fenced },
+      {
+        source: "state/openclaw.sqlite#openai:default (fenced)",
+        refreshToken: "openclaw-oauth-refresh-fence:v1:x",
+        accountId: "acct-fence",
+        email: credential.email,
+        fencedFrom: fenced,
+      },
       { ...sibling("~/.codex/auth.json", codex), onRedeemed: async (next) => void handedBack.push(next.refreshToken) },
     ]);
     const guard = await openGuard({ siblingSources: [source] });
@@ -377,7 +383,9 @@ describe("RefreshGuard.refresh: token spent outside the guard", () => {
     const other = await openGuard();
     expect((await other.refresh(credential.refresh, redeemAt(server))).status).toBe(401);
     expect(server.counters.requests).toBe(1);
-    expect(await guard.journal.readTombstone(tokenKey(credential.refresh), credential.refresh)).toMatchObject({ code: "refresh_token_reused" });
+    expect(await guard.journal.readTombstone(tokenKey(credential.refresh), credential.refresh)).toMatchObject({
+      code: "refresh_token_reused",
+    });
   });
 });
 

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-import { type GuardEvent, RefreshGuard, type Redeem } from "../../src/core/refresh-guard.ts";
+import { type GuardEvent, type Redeem, RefreshGuard } from "../../src/core/refresh-guard.ts";
 import { type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
 
 describe("in-process single flight", () => {

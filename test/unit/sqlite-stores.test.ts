@@ -1,7 +1,8 @@
 // The 2026.6+ SQLite stores as sibling sources, on real SQLite files laid out like the host's,
 // and the Codex CLI write-back.
-import { createRequire } from "node:module";
+
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -31,7 +32,11 @@ async function sharedStore(stateDir: string, profiles: Record<string, unknown>, 
   const db = new DatabaseSync(path);
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("CREATE TABLE config_machine_state(state_key TEXT PRIMARY KEY, value_json TEXT, updated_at_ms INTEGER) STRICT");
-  db.prepare("INSERT INTO config_machine_state VALUES (?, ?, ?)").run("authProfiles.store", JSON.stringify({ version: 1, profiles }), Date.now());
+  db.prepare("INSERT INTO config_machine_state VALUES (?, ?, ?)").run(
+    "authProfiles.store",
+    JSON.stringify({ version: 1, profiles }),
+    Date.now(),
+  );
   db.exec(`PRAGMA user_version = ${userVersion}`);
   db.close();
   return path;
@@ -53,7 +58,10 @@ describe("openClawSqliteStores", () => {
   it("reads the shared store and every agent store of each state dir, read-only, provider-filtered", async () => {
     const a = join(root, "a");
     const b = join(root, "b");
-    const shared = await sharedStore(a, { "openai:default": oauth("rt_shared"), "anthropic:x": { ...oauth("rt_other"), provider: "anthropic" } });
+    const shared = await sharedStore(a, {
+      "openai:default": oauth("rt_shared"),
+      "anthropic:x": { ...oauth("rt_other"), provider: "anthropic" },
+    });
     const agent = await agentStore(a, "a1", { "openai:work": oauth("rt_agent") });
     await sharedStore(b, { "openai:default": oauth("rt_b") });
     const before = (await stat(shared)).mtimeMs;
@@ -126,7 +134,9 @@ describe("openClawSqliteStores", () => {
 
   it("finds nothing and warns nothing where a state dir has no stores", async () => {
     const warnings: string[] = [];
-    expect(await openClawSqliteStores({ stateDirs: [join(root, "none")], providers: ["openai"] }).load((m) => warnings.push(m))).toEqual([]);
+    expect(await openClawSqliteStores({ stateDirs: [join(root, "none")], providers: ["openai"] }).load((m) => warnings.push(m))).toEqual(
+      [],
+    );
     expect(warnings).toEqual([]);
   });
 });
@@ -134,22 +144,38 @@ describe("openClawSqliteStores", () => {
 describe("resolveSiblingStateDirs", () => {
   it("auto finds ~/.openclaw and ~/.openclaw-<profile> directories except the host's own; a list is taken as is", async () => {
     const home = join(root, "home");
-    for (const name of [".openclaw", ".openclaw-work", ".openclaw-dev", ".openclawx", "openclaw"]) await mkdir(join(home, name), { recursive: true });
+    for (const name of [".openclaw", ".openclaw-work", ".openclaw-dev", ".openclawx", "openclaw"])
+      await mkdir(join(home, name), { recursive: true });
     await writeFile(join(home, ".openclaw-file"), "");
-    expect(await resolveSiblingStateDirs("auto", home, join(home, ".openclaw-dev"))).toEqual([join(home, ".openclaw"), join(home, ".openclaw-work")]);
+    expect(await resolveSiblingStateDirs("auto", home, join(home, ".openclaw-dev"))).toEqual([
+      join(home, ".openclaw"),
+      join(home, ".openclaw-work"),
+    ]);
     expect(await resolveSiblingStateDirs(["/x/state", "/own"], home, "/own")).toEqual(["/x/state"]);
     expect(await resolveSiblingStateDirs([], home, "/own")).toEqual([]);
   });
 });
 
 describe("Codex CLI write-back", () => {
-  const successor = { accessToken: "at_next", refreshToken: "rt_next", idToken: "id_next", expiresAt: Date.now() + 3_600_000, accountId: "acct-1", extra: {} };
+  const successor = {
+    accessToken: "at_next",
+    refreshToken: "rt_next",
+    idToken: "id_next",
+    expiresAt: Date.now() + 3_600_000,
+    accountId: "acct-1",
+    extra: {},
+  };
 
   async function codexFile(refresh: string): Promise<string> {
     const dir = join(root, ".codex");
     await mkdir(dir, { recursive: true });
     const file = join(dir, "auth.json");
-    const content = { OPENAI_API_KEY: null, tokens: { id_token: "id_old", access_token: "at_old", refresh_token: refresh, account_id: "acct-1" }, last_refresh: "2026-01-01T00:00:00Z", extra_field: 7 };
+    const content = {
+      OPENAI_API_KEY: null,
+      tokens: { id_token: "id_old", access_token: "at_old", refresh_token: refresh, account_id: "acct-1" },
+      last_refresh: "2026-01-01T00:00:00Z",
+      extra_field: 7,
+    };
     await writeFile(file, JSON.stringify(content));
     await chmod(file, 0o644);
     return file;

@@ -21,7 +21,10 @@ const shared = (ms: number): GuardEvent => ({ type: "shared", provider: "openai-
 
 async function lines(): Promise<{ type: string; ms: number }[]> {
   const text = await fsp.readFile(join(root, "outcomes.jsonl"), "utf8");
-  return text.trimEnd().split("\n").map((line) => JSON.parse(line) as { type: string; ms: number });
+  return text
+    .trimEnd()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { type: string; ms: number });
 }
 
 describe("StatusStore", () => {

@@ -43,7 +43,9 @@ const realRedeem: Redeem = (refreshToken, signal) =>
   });
 
 describe("a redemption whose answer never ends and ignores its signal", () => {
-  it("times the caller out after requestTimeoutMs, then releases the lock after staleMs so another guard redeems", { timeout: 30_000 }, async () => {
+  it("times the caller out after requestTimeoutMs, then releases the lock after staleMs so another guard redeems", {
+    timeout: 30_000,
+  }, async () => {
     const credential = server.issue();
     const first = await openGuard();
     const second = await openGuard();

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 
 import { describe, expect, it } from "vitest";
 
-import { type Sealed, keyLabel, open, seal, tokenKey } from "../../src/store/token-crypto.ts";
+import { keyLabel, open, type Sealed, seal, tokenKey } from "../../src/store/token-crypto.ts";
 
 const TOKEN = "rt_first-token-value";
 const OTHER_TOKEN = "rt_second-token-value";

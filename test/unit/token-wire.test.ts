@@ -1,16 +1,15 @@
 import { describe, expect, it } from "vitest";
-
-import { ACCOUNT_CLAIM, EXPIRED, INVALIDATED, REUSED, openAiIdentity, openai } from "../../src/providers/openai.ts";
 import {
-  type TokenSet,
   isRecord,
   jwtExpiry,
   parseTokenRequest,
   parseTokenResponse,
   readErrorCode,
+  type TokenSet,
   tokenResponse,
   tokenResponseBody,
 } from "../../src/oauth/token-wire.ts";
+import { ACCOUNT_CLAIM, EXPIRED, INVALIDATED, openAiIdentity, openai, REUSED } from "../../src/providers/openai.ts";
 
 const reusedBody = openai.reusedBody;
 const jwtAccountId = (token: string) => openAiIdentity(token).accountId;
@@ -55,9 +54,7 @@ describe("parseTokenRequest", () => {
     expect(parseTokenRequest("grant_type=authorization_code&code=abc&refresh_token=rt", null)).toBeNull();
     expect(parseTokenRequest("grant_type=refresh_token", null)).toBeNull();
     expect(parseTokenRequest("grant_type=refresh_token&refresh_token=", null)).toBeNull();
-    expect(
-      parseTokenRequest(JSON.stringify({ grant_type: "client_credentials", refresh_token: "rt" }), "application/json"),
-    ).toBeNull();
+    expect(parseTokenRequest(JSON.stringify({ grant_type: "client_credentials", refresh_token: "rt" }), "application/json")).toBeNull();
     expect(parseTokenRequest(JSON.stringify({ grant_type: "refresh_token", refresh_token: 42 }), "application/json")).toBeNull();
     expect(parseTokenRequest(JSON.stringify([{ grant_type: "refresh_token" }]), "application/json")).toBeNull();
     expect(parseTokenRequest("{not json", "application/json")).toBeNull();
@@ -226,7 +223,18 @@ describe("readErrorCode", () => {
   });
 
   it("returns undefined for garbage", () => {
-    for (const text of ["", "<html>503</html>", "{", "null", "42", '"refresh_token_reused"', "[]", '{"error":{"code":5}}', '{"error":7}', "{}"]) {
+    for (const text of [
+      "",
+      "<html>503</html>",
+      "{",
+      "null",
+      "42",
+      '"refresh_token_reused"',
+      "[]",
+      '{"error":{"code":5}}',
+      '{"error":7}',
+      "{}",
+    ]) {
       expect(readErrorCode(text)).toBeUndefined();
     }
   });
