@@ -16,6 +16,9 @@ import type { JournalSize } from "./journal.ts";
 import { redactUrl } from "./redis-url.ts";
 import { checkKey, openEntry, openSpent, type SpentMarker, sealEntry, sealSpent } from "./sealed-entry.ts";
 
+/** Pause between tries of an operation while the connection is down. */
+const RETRY_MS = 100;
+
 export interface RedisCoordinationOptions {
   /** `redis://` or `rediss://`, with or without credentials. */
   url: string;
@@ -125,9 +128,22 @@ export class RedisCoordination implements Coordination {
           ).unref(),
         ),
       ]);
+    // A refused connection (Redis restarting) is tried again until connectTimeoutMs has passed;
+    // ioredis reconnects in the background meanwhile.
+    const deadline = Date.now() + this.options.connectTimeoutMs;
+    const ready = async (connection: Redis): Promise<void> => {
+      for (;;) {
+        try {
+          return await connectOnce(connection);
+        } catch (error) {
+          if (Date.now() >= deadline) throw error;
+          await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+        }
+      }
+    };
     if (this.busy++ === 0) this.keepAlive = setInterval(() => undefined, 60_000);
     try {
-      await within(Promise.all([connectOnce(this.client), connectOnce(this.subscriber)]));
+      await within(Promise.all([ready(this.client), ready(this.subscriber)]));
       await within(this.subscriber.subscribe(this.channel));
       await within(this.client.ping());
     } catch (error) {
@@ -337,13 +353,24 @@ export class RedisCoordination implements Coordination {
   }
 
   /** Runs one Redis operation; any failure to get an answer becomes BackendUnavailableError. */
+  /**
+   * Runs one Redis operation. A connection that drops (a restart) is ridden out for up to
+   * commandTimeoutMs by trying again: every operation here is safe to repeat (set-if-absent,
+   * owner-checked scripts, reads). An answer Redis itself gave (ReplyError) is never retried.
+   */
   private async run<T>(operation: () => Promise<T>): Promise<T> {
     if (this.closed) throw this.unavailable("closed the connection to", null);
     if (this.busy++ === 0) this.keepAlive = setInterval(() => undefined, 60_000);
+    const deadline = Date.now() + this.options.commandTimeoutMs;
     try {
-      return await operation();
-    } catch (error) {
-      throw this.unavailable("lost", error);
+      for (;;) {
+        try {
+          return await operation();
+        } catch (error) {
+          if (this.closed || (error as Error)?.name === "ReplyError" || Date.now() >= deadline) throw this.unavailable("lost", error);
+          await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+        }
+      }
     } finally {
       if (--this.busy === 0) clearInterval(this.keepAlive);
     }
