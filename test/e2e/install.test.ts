@@ -27,7 +27,23 @@ const PACKAGE = "openclaw-refresh-guard";
 const PREVIOUS = { version: "0.1.0", commit: "6c79157" };
 const CURRENT = (JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 /** What the host's `npm install --omit=dev` may put next to the plugin: its dependencies and theirs. */
-const RUNTIME_TREE = ["async-mutex", "graceful-fs", "proper-lockfile", "retry", "signal-exit", "tslib"];
+const RUNTIME_TREE = [
+  "@ioredis",
+  "async-mutex",
+  "cluster-key-slot",
+  "debug",
+  "denque",
+  "graceful-fs",
+  "ioredis",
+  "ms",
+  "proper-lockfile",
+  "redis-errors",
+  "redis-parser",
+  "retry",
+  "signal-exit",
+  "standard-as-callback",
+  "tslib",
+];
 
 // `plugins install` flags for an npm spec, without prompting (2026.9.x asks to confirm any
 // source other than ClawHub, and the plugin's capabilities), and the user's upgrade command.
@@ -40,7 +56,7 @@ const HOSTS: Record<string, { flags: string[]; upgrade: string[] }> = {
     upgrade: ["plugins", "update", `${PACKAGE}@latest`, "--accept-capabilities"],
   },
 };
-/** Hosts whose openai-codex refresh the plugin hooks today. */
+/** Hosts whose openai-codex refresh the previous release (0.1.0, global fetch only) hooks; the current one hooks all three. */
 const ATTACHES = new Set(["2026.4.15", "2026.5.7"]);
 
 let tls: TestTls;
@@ -143,6 +159,8 @@ describe.concurrent("install from an npm registry", () => {
           const before = await statusJson(world, env);
           expect(before.plugin).toEqual({ id: PLUGIN_ID, version: PREVIOUS.version });
           expect(before.host.hook).toBe(ATTACHES.has(version) ? "attached" : "not attached");
+          // 0.1.0 kept its guard dir inside the state dir; the current release defaults to one per OS
+          // user (README, "Upgrading from 0.1.0"): the old one is left as it was.
           const guardDir = before.guard!.guardDir;
           expect(guardDir).toBe(join(world.stateDir, PLUGIN_ID));
           // Something of the user's in the guard dir: it must survive the upgrade.
@@ -165,8 +183,8 @@ describe.concurrent("install from an npm registry", () => {
 
           const after = await statusJson(world, env);
           expect(after.plugin).toEqual({ id: PLUGIN_ID, version: CURRENT });
-          expect(after.host.hook).toBe(before.host.hook);
-          expect(after.guard?.guardDir).toBe(guardDir);
+          expect(after.host.hook).toBe("attached");
+          expect(after.guard?.guardDir).toBe(world.guardDir);
           expect(after.guard?.providers.map((provider) => provider.id)).toEqual(["openai-codex"]);
           expect((await world.readConfig()).plugins?.entries?.[PLUGIN_ID]).toMatchObject({
             enabled: true,
