@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import type { StatusReport } from "../../src/cli/status-report.ts";
 import { type ConnectProxy, startConnectProxy } from "../support/connect-proxy.ts";
+import { startRedis } from "../support/redis-server.ts";
 import { createTestTls, type TestTls } from "../support/tls.ts";
 import type { Credential } from "../support/token-endpoint-server.ts";
 import {
@@ -306,6 +307,65 @@ async function twoStateDirsWith(host: HostUnderTest, rotations: number, checkSta
 }
 
 // ---------------------------------------------------------------------------------------------
+// Two machines (two OS users' guard dirs, no shared disk) holding copies of one expired credential:
+// with the plugin but only the file backend each guard dir coordinates its own machine and the
+// race is lost; coordinated through one Redis, both stay signed in.
+
+async function twoMachinesRedis(host: HostUnderTest): Promise<void> {
+  const started = Date.now();
+  const summary = newSummary(host, "with plugin, 2 machines (own guard dirs): file backend, then Redis x 2 rotations");
+  const redis = await startRedis();
+  const codex = await startCodexStandIn(tls, STAND_IN_ADDRESS);
+  const machines = await Promise.all(["machine-a", "machine-b"].map(() => mkdtemp(join(tmpdir(), "rg-e2e-machine-"))));
+  const worlds = await Promise.all(
+    machines.map((machine, index) => world9x(host, `redis-${index}`, { plugin: true, stateHome: join(machine, "xdg-state") })),
+  ).catch(stopAndThrow(codex));
+  try {
+    // File backend only: each machine's guard dir sees only itself.
+    const first = codex.server.expire(codex.server.issue(`${ACCOUNT}-file`));
+    for (const world of worlds) await seedStore(world, { [PROFILE]: profileOf(first) });
+    const raced = await Promise.all(worlds.map((world) => probe9x(world)));
+    expect(codex.server.counters).toMatchObject({ redemptions: 1, reuses: 1 });
+    expect(raced.map((probe) => probe.results[0]!.status).filter((status) => status === "ok")).toHaveLength(1);
+    expect((await Promise.all(worlds.map((world) => fencedProfiles(world)))).flat()).toHaveLength(1);
+
+    // One Redis shared by both: a fresh login, two rotations.
+    for (const world of worlds) await configurePlugin9x(world, { coordination: { backend: "redis", redis: { url: redis.url } } });
+    const before = { ...codex.server.counters };
+    const credential = codex.server.expire(codex.server.issue(ACCOUNT));
+    for (const world of worlds) await seedStore(world, { [PROFILE]: profileOf(credential) });
+    for (let rotation = 1; rotation <= 2; rotation += 1) {
+      if (rotation > 1) await expireEverywhere(codex, worlds);
+      const probes = await Promise.all(worlds.map((world) => probe9x(world)));
+      note(
+        summary,
+        codex,
+        probes.map((probe) => probe.results[0]!.status),
+        probes.map((probe) => probe.run.ms),
+      );
+      expect(probes.map((probe) => probe.results.map((result) => [result.profile, result.status, result.error]))).toEqual(
+        worlds.map(() => [[PROFILE, "ok", undefined]]),
+      );
+      expect(codex.server.counters.redemptions - before.redemptions).toBe(rotation);
+      expect(codex.server.counters.reuses - before.reuses).toBe(0);
+      expect((await Promise.all(worlds.map((world) => fencedProfiles(world)))).flat()).toEqual([]);
+      const profiles = await Promise.all(worlds.map((world) => readProfile(world)));
+      expect(new Set(profiles.map((profile) => profile.refresh)).size).toBe(1);
+      expect(codex.server.refreshLive(profiles[0]!.refresh)).toBe(true);
+    }
+    summary.notes = ["file backend alone: 1 reuse, 1 fence; through Redis: 1 redemption per rotation, 0 reuses, no fence"];
+    await expectNoSecretsLeaked(codex, worlds);
+  } finally {
+    summary.seconds = (Date.now() - started) / 1000;
+    recordScenario(summary);
+    await codex.stop();
+    await redis.stop();
+    await Promise.all(worlds.map((world) => world.cleanup()));
+    await Promise.all(machines.map((machine) => rm(machine, { recursive: true, force: true })));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The Codex CLI rotated the login OpenClaw imported: OpenClaw's copy is spent
 
 interface CodexCase {
@@ -461,6 +521,14 @@ describe(`openclaw ${MAIN_HOST}`, () => {
       await twoStateDirsWith(h, 2, true);
     },
     8 * MINUTE,
+  );
+
+  it(
+    "on two machines with their own guard dirs the file backend alone loses the race (a fence); coordinated through Redis both stay signed in, one redemption per rotation",
+    async () => {
+      await twoMachinesRedis(h);
+    },
+    10 * MINUTE,
   );
 
   it(
