@@ -29,6 +29,8 @@ export { DEFAULT_TIMING, MAX_CHAIN };
 export interface RefreshGuardOptions {
   /** The provider id as configured (`openai-codex`, or an alias such as `openai`). */
   provider: string;
+  /** The provider id the host's `models auth login --provider` accepts (default: `provider`). */
+  loginProvider?: string;
   guardDir: string;
   timing?: Partial<GuardTiming>;
   siblingSources?: readonly SiblingSource[];
@@ -51,6 +53,7 @@ type Resolved = { kind: "set"; set: TokenSet; hops: number } | { kind: "response
 
 export class RefreshGuard {
   readonly provider: string;
+  private readonly loginProvider: string;
   readonly guardDir: string;
   readonly timing: GuardTiming;
   readonly coordination: Coordination;
@@ -70,6 +73,7 @@ export class RefreshGuard {
 
   private constructor(options: RefreshGuardOptions) {
     this.provider = options.provider;
+    this.loginProvider = options.loginProvider ?? options.provider;
     this.guardDir = options.guardDir;
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     const now = options.now ?? Date.now;
@@ -236,7 +240,7 @@ export class RefreshGuard {
           return { kind: "set", set: recovered.set, hops: chain.length + 1 };
         }
         const error = new ReloginRequiredError(this.provider, result.code, "the guard marked it spent so no process retries it.", {
-          login: ctx.provider.loginCommand(this.provider),
+          login: ctx.provider.loginCommand(this.loginProvider),
         });
         ctx.fail(key, "relogin_required", error.message, result.code);
       }

@@ -32,6 +32,8 @@ export interface RuntimeDeps {
   logger: HostLogger;
   stateDir: string;
   agentDirs?: readonly string[];
+  /** The provider id the host's login command accepts for a configured id (re-login hints). */
+  loginProvider?: (configured: string) => string;
   now?: () => number;
   stage?: (stage: Stage) => Promise<void> | void;
   /**
@@ -197,6 +199,7 @@ export class GuardRuntime {
     const coordination = await this.coordinationFor(provider, tokenUrl);
     const guard = await RefreshGuard.open({
       provider,
+      ...(this.deps.loginProvider ? { loginProvider: this.deps.loginProvider(provider) } : {}),
       guardDir: this.config.guardDir,
       ...(coordination ? { coordination } : {}),
       timing: this.config.timing,

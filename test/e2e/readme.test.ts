@@ -14,6 +14,7 @@
 //   3. docs/development.md's link loop, then Status, then Uninstall, in the quick start's clone and HOME.
 // A block that starts with `# OpenClaw 2026.4.x, …` runs only on those hosts.
 import { spawn } from "node:child_process";
+import { appendFileSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -61,6 +62,12 @@ afterAll(async () => {
   await registry?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
+
+/** One line per block to $RG_README_PROGRESS (a file), to see where a slow run is. */
+function progress(line: string): void {
+  const file = process.env.RG_README_PROGRESS;
+  if (file) appendFileSync(file, `${new Date().toISOString()} ${line}\n`);
+}
 
 interface ShellRun {
   code: number | null;
@@ -163,7 +170,9 @@ async function runReadmeOn(version: string): Promise<void> {
   ) => {
     let output = "";
     for (const block of inSection(section).filter((b) => blockRunsOn(b, version))) {
+      progress(`${version} ${section}: ${block.script.split("\n").join(" ; ")}`);
       const run = await sh(block.script, cwd, env);
+      progress(`${version} ${section}: exit ${run.code}`);
       if (run.code !== 0)
         throw new Error(
           `${block.file} block (${block.section}) exited ${run.code} on ${version}:\n${block.script}\n--- output\n${run.output.slice(-4000)}`,
