@@ -14,7 +14,7 @@
 //
 // The stage, <repo>/.pack/package/, doubles as the development link target
 // (`npm run install-plugin -- --link`): it holds only what ships, so the host's install scan
-// accepts it, and Node resolves async-mutex and proper-lockfile from the checkout's node_modules.
+// accepts it, and Node resolves the runtime dependencies from the checkout's node_modules.
 import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
