@@ -214,7 +214,16 @@ export class GuardRuntime {
   }
 
   private siblingSources(): SiblingSource[] {
-    const providers = this.config.providers.map((provider) => provider.id);
+    // Every id a host stores the login under (2026.6+ store `openai-codex` logins as `openai`), so
+    // that either name in the config finds the same siblings on every host.
+    const providers = [
+      ...new Set(
+        this.config.providers.flatMap(({ id }) => {
+          const known = providerById(id);
+          return known === undefined ? [id] : [known.id, ...known.aliases];
+        }),
+      ),
+    ];
     const sources = [
       openClawStores({
         stateDir: this.deps.stateDir,
