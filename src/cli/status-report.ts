@@ -69,5 +69,11 @@ function coordinationLine(c: GuardStatus["coordination"]): string {
   if (c.backend === "file") return `coordination: file (guard dir)`;
   const reach = c.reachable ? `reachable, ping ${c.latencyMs} ms` : "UNREACHABLE";
   const fallback = c.onUnavailable === "file" ? "falls back to the file lock" : "refreshes fail closed";
-  return `coordination: redis ${c.location} (${reach}; when unreachable ${fallback})`;
+  const where = [
+    c.primary !== undefined ? `primary ${c.primary}` : "",
+    c.sentinels !== undefined ? `sentinels ${c.sentinels.join(", ")} (master "${c.masterName}")` : "",
+    c.tls === true ? "TLS" : "",
+    c.replicaAcks !== undefined && c.replicaAcks > 0 ? `WAIT ${c.replicaAcks} replica(s)` : "",
+  ].filter((part) => part !== "");
+  return `coordination: redis ${c.location} (${reach}${where.length > 0 ? `; ${where.join("; ")}` : ""}; when unreachable ${fallback})`;
 }

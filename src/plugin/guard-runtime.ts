@@ -4,7 +4,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 
-import { redisPassword } from "../config/coordination-config.ts";
+import { redisPassword, redisUsername } from "../config/coordination-config.ts";
 import { CONFIG_ROOT, type RefreshGuardConfig } from "../config/parse-config.ts";
 import { BackendUnavailableError, type RefreshGuardError } from "../core/errors.ts";
 import { formatEvent, formatLine, type GuardEvent } from "../core/events.ts";
@@ -51,6 +51,12 @@ export interface CoordinationStatus {
   problem?: string;
   /** Redis only: what happens while it is unreachable. */
   onUnavailable?: "fail" | "file";
+  /** Redis only: the server answering (with Sentinel: the current primary), the sentinels, TLS, WAIT. */
+  primary?: string;
+  sentinels?: string[];
+  masterName?: string;
+  tls?: boolean;
+  replicaAcks?: number;
 }
 
 /** How long a process that fell back to the file lock keeps it before trying Redis again. */
@@ -138,9 +144,21 @@ export class GuardRuntime {
     // Loaded only where Redis is configured: file-backend hosts never load the client.
     const { RedisCoordination } = await import("../store/redis-coordination.ts");
     const password = redisPassword(settings, CONFIG_ROOT);
+    const username = redisUsername(settings, CONFIG_ROOT);
+    const tls = {
+      ...(settings.tlsCaFile !== undefined ? { caFile: settings.tlsCaFile } : {}),
+      ...(settings.tlsCertFile !== undefined ? { certFile: settings.tlsCertFile } : {}),
+      ...(settings.tlsKeyFile !== undefined ? { keyFile: settings.tlsKeyFile } : {}),
+      ...(settings.tlsServerName !== undefined ? { serverName: settings.tlsServerName } : {}),
+    };
     const redis = new RedisCoordination({
       url: settings.url,
       ...(password !== undefined ? { password } : {}),
+      ...(username !== undefined ? { username } : {}),
+      tls,
+      ...(settings.sentinels !== undefined ? { sentinels: settings.sentinels, masterName: settings.masterName } : {}),
+      replicaAcks: settings.replicaAcks,
+      onUnreplicated: (message) => this.warn(provider, "backend_unreplicated", message),
       keyPrefix: settings.keyPrefix,
       connectTimeoutMs: settings.connectTimeoutMs,
       commandTimeoutMs: settings.commandTimeoutMs,
@@ -151,6 +169,7 @@ export class GuardRuntime {
       events: {
         onCompromised: (key) =>
           this.warn(provider, "lock_compromised", `lock ${keyLabel(key)} (redis) was taken over while held; stepping back`, key),
+        onBlocked: (path, what) => this.warn(provider, "lock_blocked", `${path} blocked its token: ${what}`),
       },
       onQuarantine: (error) => this.warn(provider, "journal_quarantined", error.message),
     });
@@ -184,7 +203,7 @@ export class GuardRuntime {
 
   private warn(
     provider: string,
-    reason: "lock_compromised" | "journal_quarantined" | "backend_unavailable",
+    reason: "lock_compromised" | "lock_blocked" | "journal_quarantined" | "backend_unavailable" | "backend_unreplicated",
     message: string,
     key?: string,
   ): void {
@@ -297,6 +316,7 @@ export class GuardRuntime {
       redis = await this.openRedis(provider);
       report.coordination.latencyMs = Math.round((await redis.ping()) * 10) / 10;
       report.coordination.reachable = true;
+      Object.assign(report.coordination, redis.topology());
       report.locks = (await redis.holders()).map((holder: LockHolder) => ({ ...holder, key: keyLabel(holder.key) }));
       report.journal = await redis.size();
     } catch (error) {

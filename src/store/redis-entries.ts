@@ -131,7 +131,8 @@ export class RedisEntries {
     const aside = `${keyPrefix}aside:${redisKey.slice(keyPrefix.length)}:${now()}`;
     const ttl = String(Math.round(retentionMs));
     const moved = await this.connection.run(() => this.scripts.rgSetAside(redisKey, aside, match, String(MAX_ENTRY_BYTES), ttl));
-    if (moved === 1) this.options.onQuarantine?.(new JournalCorruptError(`${this.connection.location} ${redisKey}`, `${reason}; moved to ${aside}`));
+    if (moved === 1)
+      this.options.onQuarantine?.(new JournalCorruptError(`${this.connection.location} ${redisKey}`, `${reason}; moved to ${aside}`));
     return null;
   }
 }

@@ -79,7 +79,12 @@ export class RedisLeases {
     const { connection, scripts, options } = this;
     const lockKey = this.lockKey(key);
     const path = this.location(key);
-    const record: OwnerRecord = { nonce: randomBytes(12).toString("hex"), pid: process.pid, host: hostname().slice(0, 64), since: options.now() };
+    const record: OwnerRecord = {
+      nonce: randomBytes(12).toString("hex"),
+      pid: process.pid,
+      host: hostname().slice(0, 64),
+      since: options.now(),
+    };
     const owner = JSON.stringify(record);
     const taken = await connection.run(() => scripts.rgTake(lockKey, owner, String(options.leaseMs)));
     if (taken === 0) return null;
@@ -118,10 +123,7 @@ export class RedisLeases {
       });
       if (acked < options.replicaAcks) {
         await release();
-        throw connection.unavailable(
-          `only ${acked} of ${options.replicaAcks} replicas acknowledged the lease (replicaAcks) at`,
-          null,
-        );
+        throw connection.unavailable(`only ${acked} of ${options.replicaAcks} replicas acknowledged the lease (replicaAcks) at`, null);
       }
     }
     return {
