@@ -60,6 +60,7 @@ export class RedisConnection {
   private closed = false;
   private busy = 0;
   private keepAlive: NodeJS.Timeout | undefined;
+  private lastError: Error | null = null;
 
   constructor(options: RedisConnectionOptions) {
     this.options = options;
@@ -75,8 +76,15 @@ export class RedisConnection {
       // Never print the URL or its password: errors are turned into BackendUnavailableError below.
       showFriendlyErrorStack: false,
     };
-    if (options.username !== undefined) clientOptions.username = options.username;
-    if (options.password !== undefined) clientOptions.password = options.password;
+    // Credentials go to ioredis as options, never inside the URL it keeps (a user name alone in the
+    // URL would otherwise override the password from passwordEnv with an empty one).
+    const url = new URL(options.url);
+    const username = options.username ?? (url.username !== "" ? decodeURIComponent(url.username) : undefined);
+    const password = options.password ?? (url.password !== "" ? decodeURIComponent(url.password) : undefined);
+    url.username = "";
+    url.password = "";
+    if (username !== undefined) clientOptions.username = username;
+    if (password !== undefined) clientOptions.password = password;
     const tls = tlsOptions(options);
     if (tls !== undefined) clientOptions.tls = tls;
     if (options.sentinels !== undefined && options.sentinels.length > 0) {
@@ -90,11 +98,15 @@ export class RedisConnection {
         clientOptions.sentinelTLS = tls;
       }
     }
-    this.client = new Redis(options.url, clientOptions);
-    this.subscriber = new Redis(options.url, { ...clientOptions, commandTimeout: undefined });
-    // ioredis reports connection errors as events too; they are reported through commands.
-    this.client.on("error", () => undefined);
-    this.subscriber.on("error", () => undefined);
+    this.client = new Redis(url.toString(), clientOptions);
+    this.subscriber = new Redis(url.toString(), { ...clientOptions, commandTimeout: undefined });
+    // ioredis reports connection errors (refused, TLS) as events; the last one explains a timeout.
+    this.client.on("error", (error: Error) => {
+      this.lastError = error;
+    });
+    this.subscriber.on("error", (error: Error) => {
+      this.lastError = error;
+    });
     // An idle connection must not keep a CLI process alive; run() keeps it alive while a command is out.
     for (const connection of [this.client, this.subscriber]) connection.on("connect", () => connection.stream.unref());
   }
@@ -130,6 +142,7 @@ export class RedisConnection {
     if (this.busy++ === 0) this.keepAlive = setInterval(() => undefined, 60_000);
     const deadline = Date.now() + timeoutMs;
     let last: unknown = null;
+    this.lastError = null;
     try {
       for (;;) {
         const left = deadline - Date.now();
@@ -190,6 +203,10 @@ export class RedisConnection {
   }
 
   unavailable(what: string, cause: unknown): BackendUnavailableError {
+    // A timeout says less than the connection error behind it (a refused certificate, a refused port).
+    if (cause instanceof Error && cause.message.startsWith("no answer within") && this.lastError !== null) {
+      cause = new Error(`${cause.message}; last connection error: ${this.lastError.message}`, { cause: this.lastError });
+    }
     const message = cause instanceof Error ? redactIn(cause.message, this.options.url) : "";
     const refusal = REFUSALS.find(([pattern]) => pattern.test(message))?.[1];
     const tls = refusal === undefined && TLS_HINT.test(message) ? " (TLS: check coordination.redis.tlsCaFile and tlsServerName)" : "";
