@@ -333,7 +333,10 @@ describe("Sentinel: a primary, a replica and three sentinels on loopback", () =>
     const replicated = async () => {
       for (let i = 0; i < 200; i += 1) {
         const port = await primaryPort();
-        const info = await new Redis(port, "127.0.0.1", { lazyConnect: true, maxRetriesPerRequest: 0 }).info("replication").catch(() => "");
+        const probe = new Redis(port, "127.0.0.1", { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        probe.on("error", () => undefined);
+        const info = await probe.info("replication").catch(() => "");
+        probe.disconnect();
         if (/role:master/.test(info) && /slave0:.*state=online/.test(info)) return port;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
