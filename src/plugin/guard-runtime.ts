@@ -3,23 +3,23 @@
 // sent to the host logger as one `key=value` line each and recorded for the status command.
 import { homedir } from "node:os";
 import { join } from "node:path";
-
+import type { GuardStatus } from "../cli/status-report.ts";
 import { redisPassword } from "../config/coordination-config.ts";
 import { CONFIG_ROOT, type RefreshGuardConfig } from "../config/parse-config.ts";
-import { BackendUnavailableError, type RefreshGuardError } from "../core/errors.ts";
 import { formatEvent, formatLine, type GuardEvent } from "../core/events.ts";
 import { type Redeem, RefreshGuard, type Stage } from "../core/refresh-guard.ts";
+import { BackendUnavailableError, type RefreshGuardError } from "../errors/errors.ts";
 import type { TokenGuard } from "../hosts/global-fetch.ts";
+import type { Provider } from "../providers/provider.ts";
 import { providerById } from "../providers/registry.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";
 import { openClawStores, resolveSiblingStateDirs } from "../siblings/state-dirs.ts";
 import type { Coordination, LockHolder } from "../store/coordination.ts";
 import { ensurePrivateDir } from "../store/guard-dir.ts";
-import type { JournalSize } from "../store/journal.ts";
 import type { RedisCoordination } from "../store/redis-coordination.ts";
 import { redactUrl } from "../store/redis-url.ts";
-import { type OutcomeSummary, StatusStore } from "../store/status-store.ts";
 import { keyLabel } from "../store/token-crypto.ts";
+import { StatusStore } from "./status-record.ts";
 
 export interface HostLogger {
   debug?: (message: string) => void;
@@ -41,35 +41,8 @@ export interface RuntimeDeps {
   waiterOptimisation?: boolean;
 }
 
-export interface CoordinationStatus {
-  backend: "file" | "redis";
-  /** The guard directory, or the Redis URL without its password. */
-  location: string;
-  /** Redis only: whether a PING was answered, and how fast. */
-  reachable?: boolean;
-  latencyMs?: number;
-  problem?: string;
-  /** Redis only: what happens while it is unreachable. */
-  onUnavailable?: "fail" | "file";
-}
-
 /** How long a process that fell back to the file lock keeps it before trying Redis again. */
 const FALLBACK_RETRY_MS = 30_000;
-
-export interface GuardStatus {
-  guardDir: string;
-  coordination: CoordinationStatus;
-  guardDirProblem?: string;
-  providers: { id: string; tokenUrl: string }[];
-  /** State dirs recovery reads besides this one, and whether they were found ("auto") or listed. */
-  siblingStateDirs: { setting: "auto" | "listed"; dirs: string[] };
-  codexAuthFile: string | null;
-  locks: { key: string; pid?: number; ageMs: number }[];
-  journal: JournalSize;
-  outcomes: OutcomeSummary["counts"];
-  lastOutcomeAt: Partial<Record<"redeemed" | "shared" | "recovered" | "failed", string>>;
-  recent: { at: string; type: string; provider: string; reason?: string; code?: string; pid: number }[];
-}
 
 export class GuardRuntime {
   readonly config: RefreshGuardConfig;
@@ -225,17 +198,21 @@ export class GuardRuntime {
       stateDir: this.deps.stateDir,
       agentDirs: this.deps.agentDirs ?? [],
       home: homedir(),
-      providerFiles: { codexAuthFile: this.config.codexAuthFile },
+      providerFiles: this.config.providerFiles,
     };
     // Each provider's own files once, however many of its ids are enabled.
-    const seen = new Set<string>();
+    for (const provider of this.enabledProviders()) sources.push(...provider.extraSiblingSources(context));
+    return sources;
+  }
+
+  /** The enabled providers, each once however many of its ids are enabled. */
+  private enabledProviders(): Provider[] {
+    const seen = new Set<Provider>();
     for (const { id } of this.config.providers) {
       const provider = providerById(id);
-      if (provider === undefined || seen.has(provider.id)) continue;
-      seen.add(provider.id);
-      sources.push(...provider.extraSiblingSources(context));
+      if (provider !== undefined) seen.add(provider);
     }
-    return sources;
+    return [...seen];
   }
 
   private onEvent(event: GuardEvent): void {
@@ -269,7 +246,9 @@ export class GuardRuntime {
         setting: this.config.siblingStateDirs === "auto" ? "auto" : "listed",
         dirs: await resolveSiblingStateDirs(this.config.siblingStateDirs, homedir(), this.deps.stateDir),
       },
-      codexAuthFile: this.config.codexAuthFile,
+      providerFiles: this.enabledProviders().flatMap((provider) =>
+        provider.files.map((file) => ({ label: file.label, path: this.config.providerFiles[file.key] ?? null })),
+      ),
       locks: [],
       journal: { entries: 0, tombstones: 0, quarantined: 0, bytes: 0 },
       outcomes: { redeemed: 0, shared: 0, recovered: 0, failed: 0, warning: 0 },
@@ -279,7 +258,7 @@ export class GuardRuntime {
     if (settings.backend === "redis") return this.reportRedis(report);
     let guard: RefreshGuard;
     try {
-      guard = await this.guardFor(this.config.providers[0]?.tokenUrl ?? "", this.config.providers[0]?.id ?? "openai-codex");
+      guard = await this.guardFor(this.config.providers[0]?.tokenUrl ?? "", this.config.providers[0]?.id ?? "");
     } catch (error) {
       report.guardDirProblem = (error as Error).message;
       return report;
@@ -291,7 +270,7 @@ export class GuardRuntime {
 
   /** Status through a connection of its own, closed afterwards, so a status command never hangs on it. */
   private async reportRedis(report: GuardStatus): Promise<GuardStatus> {
-    const provider = this.config.providers[0]?.id ?? "openai-codex";
+    const provider = this.config.providers[0]?.id ?? "";
     let redis: RedisCoordination | undefined;
     try {
       redis = await this.openRedis(provider);
