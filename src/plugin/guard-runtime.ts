@@ -4,8 +4,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { GuardStatus } from "../cli/status-report.ts";
-import { redisPassword } from "../config/coordination-config.ts";
-import { CONFIG_ROOT, type RefreshGuardConfig } from "../config/parse-config.ts";
+import type { RefreshGuardConfig } from "../config/parse-config.ts";
 import { formatEvent, formatLine, type GuardEvent } from "../core/events.ts";
 import { type Redeem, RefreshGuard, type Stage } from "../core/refresh-guard.ts";
 import { BackendUnavailableError, type RefreshGuardError } from "../errors/errors.ts";
@@ -14,11 +13,12 @@ import type { Provider } from "../providers/provider.ts";
 import { providerById } from "../providers/registry.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";
 import { openClawStores, resolveSiblingStateDirs } from "../siblings/state-dirs.ts";
-import type { Coordination, LockHolder } from "../store/coordination.ts";
+import type { LockHolder } from "../store/coordination.ts";
 import { ensurePrivateDir } from "../store/guard-dir.ts";
 import type { RedisCoordination } from "../store/redis-coordination.ts";
 import { redactUrl } from "../store/redis-url.ts";
 import { keyLabel } from "../store/token-crypto.ts";
+import { type BackendReporting, FALLBACK_RETRY_MS, fallsBack, openCoordination, openRedisCoordination } from "./coordination-factory.ts";
 import { StatusStore } from "./status-record.ts";
 
 export interface HostLogger {
@@ -40,9 +40,6 @@ export interface RuntimeDeps {
    */
   waiterOptimisation?: boolean;
 }
-
-/** How long a process that fell back to the file lock keeps it before trying Redis again. */
-const FALLBACK_RETRY_MS = 30_000;
 
 export class GuardRuntime {
   readonly config: RefreshGuardConfig;
@@ -67,7 +64,7 @@ export class GuardRuntime {
           this.guardFor(provider.tokenUrl, provider.id).then((guard) =>
             guard.refresh(token, redeem, options).catch((error: unknown) => {
               // Redis went away after opening: with the file fallback, the next refresh opens again (and falls back).
-              if (error instanceof BackendUnavailableError && this.fallsBack()) this.forget(provider.tokenUrl, guard);
+              if (error instanceof BackendUnavailableError && fallsBack(this.config)) this.forget(provider.tokenUrl, guard);
               throw error;
             }),
           ),
@@ -93,10 +90,6 @@ export class GuardRuntime {
     return guard;
   }
 
-  private fallsBack(): boolean {
-    return this.config.coordination.backend === "redis" && this.config.coordination.onUnavailable === "file";
-  }
-
   private forget(tokenUrl: string, guard: RefreshGuard): void {
     void this.guards.get(tokenUrl)?.then((cached) => {
       if (cached === guard) this.guards.delete(tokenUrl);
@@ -104,74 +97,12 @@ export class GuardRuntime {
     void guard.coordination.close();
   }
 
-  /** The Redis backend, connected; or BackendUnavailableError / ConfigError. */
-  private async openRedis(provider: string): Promise<RedisCoordination> {
-    const settings = this.config.coordination;
-    if (settings.backend !== "redis") throw new Error("refresh-guard: not configured for redis");
-    // Loaded only where Redis is configured: file-backend hosts never load the client.
-    const { RedisCoordination } = await import("../store/redis-coordination.ts");
-    const password = redisPassword(settings, CONFIG_ROOT);
-    const redis = new RedisCoordination({
-      url: settings.url,
-      ...(password !== undefined ? { password } : {}),
-      keyPrefix: settings.keyPrefix,
-      connectTimeoutMs: settings.connectTimeoutMs,
-      commandTimeoutMs: settings.commandTimeoutMs,
-      leaseMs: this.config.timing.staleMs,
-      renewMs: this.config.timing.updateMs,
-      retentionMs: this.config.timing.retentionMs,
-      ...(this.deps.now ? { now: this.deps.now } : {}),
-      events: {
-        onCompromised: (key) =>
-          this.warn(provider, "lock_compromised", `lock ${keyLabel(key)} (redis) was taken over while held; stepping back`, key),
-      },
-      onQuarantine: (error) => this.warn(provider, "journal_quarantined", error.message),
-    });
-    try {
-      await redis.open();
-    } catch (error) {
-      await redis.close();
-      throw error;
-    }
-    return redis;
-  }
-
-  /** Redis if configured and reachable; the file lock (undefined) if so configured or as the fallback. */
-  private async coordinationFor(provider: string, tokenUrl: string): Promise<Coordination | undefined> {
-    const settings = this.config.coordination;
-    if (settings.backend === "file") return undefined;
-    try {
-      return await this.openRedis(provider);
-    } catch (error) {
-      if (!(error instanceof BackendUnavailableError) || settings.onUnavailable !== "file") throw error;
-      this.warn(
-        provider,
-        "backend_unavailable",
-        `Redis at ${redactUrl(settings.url)} is unreachable; falling back to the local file lock in ${this.config.guardDir} ` +
-          `(coordinates only processes that share it) and trying Redis again in ${FALLBACK_RETRY_MS / 1000} s`,
-      );
-      setTimeout(() => this.guards.delete(tokenUrl), FALLBACK_RETRY_MS).unref();
-      return undefined;
-    }
-  }
-
-  private warn(
-    provider: string,
-    reason: "lock_compromised" | "journal_quarantined" | "backend_unavailable",
-    message: string,
-    key?: string,
-  ): void {
-    const event: GuardEvent = { type: "warning", provider, reason, message };
-    if (key !== undefined) event.key = keyLabel(key);
-    this.onEvent(event);
-  }
-
   private async open(provider: string, tokenUrl: string): Promise<RefreshGuard> {
-    const coordination = await this.coordinationFor(provider, tokenUrl);
-    const guard = await RefreshGuard.open({
+    const { coordination, fellBack } = await openCoordination(this.config, this.reporting(provider));
+    if (fellBack) setTimeout(() => this.guards.delete(tokenUrl), FALLBACK_RETRY_MS).unref();
+    const guard = new RefreshGuard({
       provider,
-      guardDir: this.config.guardDir,
-      ...(coordination ? { coordination } : {}),
+      coordination,
       timing: this.config.timing,
       siblingSources: this.siblingSources(),
       onEvent: (event) => this.onEvent(event),
@@ -181,6 +112,16 @@ export class GuardRuntime {
     });
     await ensurePrivateDir(this.status.dir);
     return guard;
+  }
+
+  private reporting(provider: string): BackendReporting {
+    return {
+      provider,
+      onEvent: (event) => this.onEvent(event),
+      ...(this.deps.now ? { now: this.deps.now } : {}),
+      ...(this.deps.stage ? { stage: this.deps.stage } : {}),
+      ...(this.deps.waiterOptimisation === false ? { leanWaits: false } : {}),
+    };
   }
 
   private siblingSources(): SiblingSource[] {
@@ -273,7 +214,7 @@ export class GuardRuntime {
     const provider = this.config.providers[0]?.id ?? "";
     let redis: RedisCoordination | undefined;
     try {
-      redis = await this.openRedis(provider);
+      redis = await openRedisCoordination(this.config, this.reporting(provider));
       report.coordination.latencyMs = Math.round((await redis.ping()) * 10) / 10;
       report.coordination.reachable = true;
       report.locks = (await redis.holders()).map((holder: LockHolder) => ({ ...holder, key: keyLabel(holder.key) }));
