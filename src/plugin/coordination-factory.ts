@@ -38,9 +38,16 @@ function warner(reporting: BackendReporting): (reason: WarningReason, message: s
 
 /** The file backend in `guardDir`, opened (the directory checked and created 0700). */
 export async function openFileCoordination(guardDir: string, timing: GuardTiming, reporting: BackendReporting): Promise<FileCoordination> {
+  const files = fileCoordination(guardDir, timing, reporting);
+  await files.open();
+  return files;
+}
+
+/** The file backend in `guardDir`, not opened: nothing is created until open() (status reads through it). */
+export function fileCoordination(guardDir: string, timing: GuardTiming, reporting: BackendReporting): FileCoordination {
   const warn = warner(reporting);
   const { stage } = reporting;
-  const files = new FileCoordination({
+  return new FileCoordination({
     guardDir,
     staleMs: timing.staleMs,
     updateMs: timing.updateMs,
@@ -56,8 +63,6 @@ export async function openFileCoordination(guardDir: string, timing: GuardTiming
     ...(stage ? { midWrite: () => stage("journal-mid-write") } : {}),
     watchLingerMs: reporting.leanWaits === false ? 0 : timing.pollMs * 4,
   });
-  await files.open();
-  return files;
 }
 
 /** The Redis backend, connected; or BackendUnavailableError / ConfigError. */
