@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import { Redis, type RedisOptions } from "ioredis";
 
-import { BackendUnavailableError, ConfigError } from "../core/errors.ts";
+import { BackendUnavailableError, ConfigError } from "../errors/errors.ts";
 import { redactIn, redactUrl } from "./redis-url.ts";
 
 /** Pause between tries of an operation while the connection is down. */

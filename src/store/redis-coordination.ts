@@ -4,7 +4,7 @@
 // lock and its owner record), redis-entries.ts (journal entries and spent markers). Waiters are
 // woken by pub/sub on `<prefix>changed` (an entry written, a lock released), with a long fallback
 // poll for a message lost while the connection was down.
-import type { JournalCorruptError } from "../core/errors.ts";
+import type { JournalCorruptError } from "../errors/errors.ts";
 import type { TokenSet } from "../oauth/token-wire.ts";
 import type { Coordination, HeldLock, LockEvents, LockHolder, Wake } from "./coordination.ts";
 import type { JournalSize } from "./journal.ts";

@@ -5,7 +5,7 @@
 // an unreadable value is set aside under `<prefix>aside:` only if it is still the one that was read,
 // compared by its hash inside Redis (the value is never sent back). With replicaAcks, a written
 // entry waits for that many replicas (WAIT) so a promoted replica hands out the same successor.
-import { JournalCorruptError } from "../core/errors.ts";
+import { JournalCorruptError } from "../errors/errors.ts";
 import type { TokenSet } from "../oauth/token-wire.ts";
 import { readElseSetAside, writeFirstWins } from "./first-writer.ts";
 import type { RedisConnection } from "./redis-connection.ts";

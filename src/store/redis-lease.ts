@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 
-import { LockCompromisedError } from "../core/errors.ts";
+import { LockCompromisedError } from "../errors/errors.ts";
 import type { HeldLock, LockEvents, LockHolder } from "./coordination.ts";
 import type { RedisConnection } from "./redis-connection.ts";
 

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import type { JournalCorruptError } from "../../src/core/errors.ts";
+import type { JournalCorruptError } from "../../src/errors/errors.ts";
 import type { TokenSet } from "../../src/oauth/token-wire.ts";
 import type { Coordination } from "../../src/store/coordination.ts";
 

@@ -8,7 +8,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { parseConfig } from "../../src/config/parse-config.ts";
-import { BackendUnavailableError } from "../../src/core/errors.ts";
+import { BackendUnavailableError } from "../../src/errors/errors.ts";
 import type { TokenSet } from "../../src/oauth/token-wire.ts";
 import { RedisCoordination, type RedisCoordinationOptions } from "../../src/store/redis-coordination.ts";
 import { redactUrl } from "../../src/store/redis-url.ts";
