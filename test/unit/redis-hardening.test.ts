@@ -172,7 +172,7 @@ describe("a hostile keyspace", () => {
     const backend = await coordination({ onQuarantine: (error) => quarantined.push(error.message) });
     const key = keyOf("huge");
     await raw.set(`h:entry:${key}`, "x".repeat(2 * 1024 * 1024));
-    const monitor = await raw.duplicate().monitor();
+    const monitor = await raw.monitor();
     const sentBack: number[] = [];
     monitor.on("monitor", (_time: string, args: string[]) => sentBack.push(Math.max(...args.map((arg) => arg.length))));
     expect(await backend.readEntry(key, "rt-huge")).toBeNull();
@@ -199,7 +199,7 @@ describe("a hostile keyspace", () => {
     const key = keyOf("garbage");
     const garbage = `garbage-${"g".repeat(5000)}`;
     await raw.set(`h:entry:${key}`, garbage, "PX", 60_000);
-    const monitor = await raw.duplicate().monitor();
+    const monitor = await raw.monitor();
     const commands: string[][] = [];
     monitor.on("monitor", (_time: string, args: string[]) => commands.push(args));
     expect(await backend.readEntry(key, "rt-garbage")).toBeNull();
