@@ -52,6 +52,14 @@ interface Field {
   schema: Record<string, unknown>;
 }
 
+function envName(description: string): Field {
+  return { schema: { type: "string", pattern: "^[A-Za-z_][A-Za-z0-9_]*$", description } };
+}
+
+function text(description: string): Field {
+  return { schema: { type: "string", minLength: 1, description } };
+}
+
 const REDIS_FIELDS: Record<RedisField, Field> = {
   url: {
     schema: {
@@ -88,40 +96,12 @@ const REDIS_FIELDS: Record<RedisField, Field> = {
       description: "Longest wait for one Redis answer (a restart shorter than this is ridden out); then the refresh fails closed.",
     },
   },
-  passwordEnv: {
-    schema: {
-      type: "string",
-      pattern: "^[A-Za-z_][A-Za-z0-9_]*$",
-      description: "Environment variable holding the Redis password (used when the URL has none).",
-    },
-  },
-  usernameEnv: {
-    schema: {
-      type: "string",
-      pattern: "^[A-Za-z_][A-Za-z0-9_]*$",
-      description: "Environment variable holding the Redis ACL user name (used when the URL has none).",
-    },
-  },
-  tlsCaFile: {
-    schema: {
-      type: "string",
-      minLength: 1,
-      description: "rediss:// only: PEM file of the CA that signed the server's certificate (a private CA).",
-    },
-  },
-  tlsCertFile: {
-    schema: { type: "string", minLength: 1, description: "rediss:// only: PEM client certificate, when the server asks for one." },
-  },
-  tlsKeyFile: {
-    schema: { type: "string", minLength: 1, description: "rediss:// only: PEM private key of tlsCertFile." },
-  },
-  tlsServerName: {
-    schema: {
-      type: "string",
-      minLength: 1,
-      description: "rediss:// only: the name the server's certificate carries, when not the URL's host.",
-    },
-  },
+  passwordEnv: envName("Environment variable holding the Redis password (used when the URL has none)."),
+  usernameEnv: envName("Environment variable holding the Redis ACL user name (used when the URL has none)."),
+  tlsCaFile: text("rediss:// only: PEM file of the CA that signed the server's certificate (a private CA)."),
+  tlsCertFile: text("rediss:// only: PEM client certificate, when the server asks for one."),
+  tlsKeyFile: text("rediss:// only: PEM private key of tlsCertFile."),
+  tlsServerName: text("rediss:// only: the name the server's certificate carries, when not the URL's host."),
   sentinels: {
     schema: {
       type: "array",
@@ -234,17 +214,12 @@ export function parseCoordination(raw: unknown, root: string): CoordinationConfi
   if (onUnavailable !== "fail" && onUnavailable !== "file")
     throw new ConfigError(at("onUnavailable"), `expected "fail" or "file", got ${show(onUnavailable)}`);
   config.onUnavailable = onUnavailable;
-  if (redis.passwordEnv !== undefined) {
-    if (typeof redis.passwordEnv !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(redis.passwordEnv)) {
-      throw new ConfigError(at("passwordEnv"), `expected the name of an environment variable, got ${show(redis.passwordEnv)}`);
-    }
-    config.passwordEnv = redis.passwordEnv;
-  }
-  if (redis.usernameEnv !== undefined) {
-    if (typeof redis.usernameEnv !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(redis.usernameEnv)) {
-      throw new ConfigError(at("usernameEnv"), `expected the name of an environment variable, got ${show(redis.usernameEnv)}`);
-    }
-    config.usernameEnv = redis.usernameEnv;
+  for (const field of ["passwordEnv", "usernameEnv"] as const) {
+    const name = redis[field];
+    if (name === undefined) continue;
+    if (typeof name !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      throw new ConfigError(at(field), `expected the name of an environment variable, got ${show(name)}`);
+    config[field] = name;
   }
   for (const field of ["tlsCaFile", "tlsCertFile", "tlsKeyFile", "tlsServerName"] as const) {
     const value = redis[field];
@@ -270,11 +245,10 @@ export function parseCoordination(raw: unknown, root: string): CoordinationConfi
     });
   }
   if (redis.masterName !== undefined) {
-    if (typeof redis.masterName !== "string" || redis.masterName.length === 0 || redis.masterName.length > 200) {
-      throw new ConfigError(at("masterName"), `expected a non-empty string, got ${show(redis.masterName)}`);
-    }
-    if (config.sentinels === undefined) throw new ConfigError(at("masterName"), "only used with sentinels");
-    config.masterName = redis.masterName;
+    const name = redis.masterName;
+    if (typeof name !== "string" || name.length === 0 || name.length > 200 || config.sentinels === undefined)
+      throw new ConfigError(at("masterName"), `expected a non-empty string, only used with sentinels, got ${show(name)}`);
+    config.masterName = name;
   }
   const acks = redis.replicaAcks ?? (config.sentinels !== undefined ? 1 : 0);
   if (typeof acks !== "number" || !Number.isInteger(acks) || acks < 0 || acks > 16) {
@@ -285,34 +259,25 @@ export function parseCoordination(raw: unknown, root: string): CoordinationConfi
 }
 
 /** The ACL user named by `usernameEnv`, or undefined; throws ConfigError if the variable is not set. */
-export function redisUsername(
-  config: Extract<CoordinationConfig, { backend: "redis" }>,
-  root: string,
-  env: NodeJS.ProcessEnv = process.env,
-): string | undefined {
-  if (config.usernameEnv === undefined) return undefined;
-  const value = env[config.usernameEnv];
-  if (value === undefined || value === "") {
-    throw new ConfigError(
-      `${root}.coordination.redis.usernameEnv`,
-      `the environment variable ${config.usernameEnv} is not set in this process; set it where OpenClaw runs`,
-    );
-  }
-  return value;
+export function redisUsername(config: RedisSettings, root: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return fromEnv(config, "usernameEnv", root, env);
 }
 
 /** The password named by `passwordEnv`, or undefined; throws ConfigError if the variable is not set. */
-export function redisPassword(
-  config: Extract<CoordinationConfig, { backend: "redis" }>,
-  root: string,
-  env: NodeJS.ProcessEnv = process.env,
-): string | undefined {
-  if (config.passwordEnv === undefined) return undefined;
-  const value = env[config.passwordEnv];
+export function redisPassword(config: RedisSettings, root: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return fromEnv(config, "passwordEnv", root, env);
+}
+
+type RedisSettings = Extract<CoordinationConfig, { backend: "redis" }>;
+
+function fromEnv(config: RedisSettings, field: "usernameEnv" | "passwordEnv", root: string, env: NodeJS.ProcessEnv): string | undefined {
+  const name = config[field];
+  if (name === undefined) return undefined;
+  const value = env[name];
   if (value === undefined || value === "") {
     throw new ConfigError(
-      `${root}.coordination.redis.passwordEnv`,
-      `the environment variable ${config.passwordEnv} is not set in this process; set it where OpenClaw runs`,
+      `${root}.coordination.redis.${field}`,
+      `the environment variable ${name} is not set in this process; set it where OpenClaw runs`,
     );
   }
   return value;
