@@ -133,11 +133,16 @@ describe("TLS (rediss://) with a private CA", () => {
     process.env.RG_TLS_REDIS_PASSWORD = password;
     try {
       const workers = await agents(root, server, 3, {
-        redis: { url, passwordEnv: "RG_TLS_REDIS_PASSWORD", tlsCaFile: tls.caCertPath },
+        redis: { url, passwordEnv: "RG_TLS_REDIS_PASSWORD", tlsCaFile: tls.caCertPath, connectTimeoutMs: 10_000 },
       });
       await rotate(server, workers, server.issue("acct-tls").refresh, 3);
       const status = await statusOf(
-        { coordination: { backend: "redis", redis: { url, passwordEnv: "RG_TLS_REDIS_PASSWORD", tlsCaFile: tls.caCertPath } } },
+        {
+          coordination: {
+            backend: "redis",
+            redis: { url, passwordEnv: "RG_TLS_REDIS_PASSWORD", tlsCaFile: tls.caCertPath, connectTimeoutMs: 10_000 },
+          },
+        },
         join(root, "status"),
       );
       expect(status.coordination.reachable).toBe(true);
