@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/parse-config.ts";
 import { BackendUnavailableError } from "../../src/errors/errors.ts";
 import type { TokenSet } from "../../src/oauth/token-wire.ts";
+import { escapeGlob, RedisConnection, SCAN_MAX_KEYS } from "../../src/store/redis-connection.ts";
 import { RedisCoordination, type RedisCoordinationOptions } from "../../src/store/redis-coordination.ts";
 import { redactUrl } from "../../src/store/redis-url.ts";
 import { type RedisServer, startRedis } from "../support/redis-server.ts";
@@ -211,5 +212,24 @@ describe("a hostile keyspace", () => {
     const aside = await raw.keys("h:aside:*");
     expect(aside.length).toBeGreaterThan(0);
     expect(await raw.pttl(aside[0]!)).toBeGreaterThan(0);
+  });
+});
+
+describe("SCAN bounded", () => {
+  it("stops after SCAN_MAX_KEYS keys when the cursor never comes back to 0, and keeps only keys with the exact prefix", async () => {
+    const connection = new RedisConnection({ url: redis.url, password: PASSWORD, connectTimeoutMs: 1000, commandTimeoutMs: 1000 });
+    let rounds = 0;
+    // A server (or proxy) whose cursor never ends and that answers MATCH loosely.
+    (connection.client as unknown as { scan: () => Promise<[string, string[]]> }).scan = async () => {
+      rounds += 1;
+      return [String(rounds), [`s:lock:${rounds}`, `sX:lock:${rounds}`, ...Array.from({ length: 98 }, (_, i) => `s:lock:${rounds}-${i}`)]];
+    };
+    const { keys, complete } = await connection.scan("s:", "lock:*");
+    connection.close();
+    expect(complete).toBe(false);
+    expect(keys).toHaveLength(SCAN_MAX_KEYS);
+    expect(keys.every((key) => key.startsWith("s:"))).toBe(true);
+    expect(rounds).toBeLessThanOrEqual(Math.ceil(SCAN_MAX_KEYS / 99) + 1);
+    expect(escapeGlob("a*b?[c]\\")).toBe("a\\*b\\?\\[c\\]\\\\");
   });
 });
