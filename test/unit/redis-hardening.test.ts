@@ -4,12 +4,16 @@
 // its own keys; oversized or non-string values set aside without being read whole; set-aside that
 // compares by hash (the value never goes back to Redis); Redis' refusals named in the error.
 import { createHash } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { parseConfig } from "../../src/config/parse-config.ts";
 import { BackendUnavailableError } from "../../src/errors/errors.ts";
 import type { TokenSet } from "../../src/oauth/token-wire.ts";
+import { GuardRuntime } from "../../src/plugin/guard-runtime.ts";
 import { escapeGlob, RedisConnection, SCAN_MAX_KEYS } from "../../src/store/redis-connection.ts";
 import { RedisCoordination, type RedisCoordinationOptions } from "../../src/store/redis-coordination.ts";
 import { redactUrl } from "../../src/store/redis-url.ts";
@@ -96,6 +100,31 @@ describe("Redis' refusals are named", () => {
     expect(error.message).toContain("WRONGPASS");
     expect(error.message).toContain("passwordEnv");
     expect(error.message).not.toContain("not-the-password-91");
+  });
+
+  it("status names WRONGPASS too, and never the password", async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), "rg-hardening-status-"));
+    process.env.RG_HARDENING_WRONG_PW = "wrong-pw-for-status-3b";
+    try {
+      const parsed = parseConfig(
+        {
+          coordination: { backend: "redis", redis: { url: redis.url, passwordEnv: "RG_HARDENING_WRONG_PW", connectTimeoutMs: 1000 } },
+          providers: { "openai-codex": { tokenUrl: "http://127.0.0.1:1/oauth/token" } },
+        },
+        { stateDir },
+      );
+      const quiet = () => undefined;
+      const status = await new GuardRuntime(parsed, {
+        logger: { debug: quiet, info: quiet, warn: quiet, error: quiet },
+        stateDir,
+      }).report();
+      expect(status.coordination.reachable).toBe(false);
+      expect(status.coordination.problem).toContain("WRONGPASS");
+      expect(JSON.stringify(status)).not.toContain("wrong-pw-for-status-3b");
+    } finally {
+      delete process.env.RG_HARDENING_WRONG_PW;
+      await rm(stateDir, { recursive: true, force: true });
+    }
   });
 
   it("NOAUTH when Redis wants a password and none is given", async () => {
