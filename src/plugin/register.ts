@@ -10,7 +10,9 @@ import { PLUGIN_ID, parseConfig, type RefreshGuardConfig } from "../config/parse
 import { formatLine } from "../core/events.ts";
 import { attachSeams, type SeamName, type SeamReport, seamsAttached } from "../hosts/detect-seam.ts";
 import { assessHost, type HostAssessment, loginProviderId, needsHostUndici, refreshSeamOf } from "../hosts/host-compat.ts";
-import { GuardRuntime, type HostLogger, type RuntimeDeps } from "./guard-runtime.ts";
+import { PROVIDERS } from "../providers/registry.ts";
+import type { HostLogger } from "./event-sink.ts";
+import { GuardRuntime, type RuntimeDeps } from "./guard-runtime.ts";
 
 /** The part of OpenClaw's plugin API refresh-guard uses (openclaw/plugin-sdk OpenClawPluginApi). */
 export interface PluginApi {
@@ -122,7 +124,7 @@ export function seamInUse(version: string | null, attached: readonly SeamName[])
   return attached.includes(uses) ? uses : "none";
 }
 
-const NO_PROVIDER = `no provider enabled; set plugins.entries["${PLUGIN_ID}"].config.providers["openai-codex"].enabled to true`;
+const NO_PROVIDER = `no provider enabled; set ${PROVIDERS.map((provider) => `plugins.entries["${PLUGIN_ID}"].config.providers["${provider.id}"].enabled`).join(" or ")} to true`;
 
 /** Why nothing is attached, in the words status prints under "hook not attached". */
 function notAttachedNote(state: PluginState): string {
