@@ -198,6 +198,8 @@ async function runReadmeOn(version: string): Promise<void> {
   const statusJson = await sh("openclaw refresh-guard status --json", clone, quick.env);
   const report = parseJsonOutput(statusJson.output.slice(statusJson.output.indexOf("\n{") + 1)) as StatusReport;
   expect(report.host.hook).toBe("attached");
+  // The seam the host's refresh goes through (2026.4.15 attaches host-undici too, but refreshes through global fetch).
+  expect(report.host.seam).toBe(version.startsWith("2026.4.") ? "global-fetch" : "host-undici");
   expect(report.guard?.providers.map((provider) => provider.id)).toEqual(["openai-codex"]);
   expect(report.guard?.guardDir).toBe(join(quick.home, ".local", "state", "openclaw-refresh-guard"));
 
