@@ -43,7 +43,7 @@ export function formatStatus(report: StatusReport): string {
     lines.push(
       `sibling state dirs (${siblings.setting === "auto" ? "found: ~/.openclaw, ~/.openclaw-*" : "listed"}): ${siblings.dirs.length === 0 ? "none" : siblings.dirs.join(", ")}`,
     );
-    lines.push(`codex cli auth: ${guard.codexAuthFile ?? "not read"}`);
+    for (const file of guard.providerFiles) lines.push(`${file.label}: ${file.path ?? "not read"}`);
     lines.push(
       `locks: ${guard.locks.length === 0 ? "none held" : guard.locks.map((l) => `${l.key} pid ${l.pid ?? "?"} for ${(l.ageMs / 1000).toFixed(1)} s`).join(", ")}`,
     );

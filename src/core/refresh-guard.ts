@@ -6,7 +6,6 @@
 
 import { rebuildResponse } from "../oauth/http-buffer.ts";
 import { readErrorCode, type TokenSet, tokenResponse } from "../oauth/token-wire.ts";
-import { openai } from "../providers/openai.ts";
 import type { Provider } from "../providers/provider.ts";
 import { providerById } from "../providers/registry.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";
@@ -27,7 +26,7 @@ export type { GuardEvent, GuardTiming, Redeem, Stage };
 export { DEFAULT_TIMING, MAX_CHAIN };
 
 export interface RefreshGuardOptions {
-  /** The provider id as configured (`openai-codex`, or an alias such as `openai`). */
+  /** The provider id as configured (`openai-codex`, or an alias such as `openai`); one providers/registry.ts knows. */
   provider: string;
   guardDir: string;
   timing?: Partial<GuardTiming>;
@@ -75,7 +74,8 @@ export class RefreshGuard {
     const now = options.now ?? Date.now;
     const emit = options.onEvent ?? (() => undefined);
     const stage = options.stage ?? (() => undefined);
-    const rules: Provider = providerById(options.provider) ?? openai;
+    const rules: Provider | undefined = providerById(options.provider);
+    if (rules === undefined) throw new Error(`refresh-guard: unknown provider ${JSON.stringify(options.provider)}`);
     const leanWaits = options.leanWaits ?? true;
     let ctx: GuardContext | undefined;
     this.coordination =
@@ -235,9 +235,12 @@ export class RefreshGuard {
           ctx.emit({ type: "recovered", provider: this.provider, key: keyLabel(key), source: recovered.source, ms: ctx.now() - started });
           return { kind: "set", set: recovered.set, hops: chain.length + 1 };
         }
-        const error = new ReloginRequiredError(this.provider, result.code, "the guard marked it spent so no process retries it.", {
-          login: ctx.provider.loginCommand(this.provider),
-        });
+        const error = new ReloginRequiredError(
+          this.provider,
+          result.code,
+          "the guard marked it spent so no process retries it.",
+          ctx.provider.loginCommand(this.provider),
+        );
         ctx.fail(key, "relogin_required", error.message, result.code);
       }
       return { kind: "response", response: rebuildResponse(result.response) };

@@ -10,6 +10,7 @@ import { BackendUnavailableError, type RefreshGuardError } from "../core/errors.
 import { formatEvent, formatLine, type GuardEvent } from "../core/events.ts";
 import { type Redeem, RefreshGuard, type Stage } from "../core/refresh-guard.ts";
 import type { TokenGuard } from "../hosts/global-fetch.ts";
+import type { Provider } from "../providers/provider.ts";
 import { providerById } from "../providers/registry.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";
 import { openClawStores, resolveSiblingStateDirs } from "../siblings/state-dirs.ts";
@@ -63,7 +64,8 @@ export interface GuardStatus {
   providers: { id: string; tokenUrl: string }[];
   /** State dirs recovery reads besides this one, and whether they were found ("auto") or listed. */
   siblingStateDirs: { setting: "auto" | "listed"; dirs: string[] };
-  codexAuthFile: string | null;
+  /** Each enabled provider's own credential files (`codex cli auth`), null where not read. */
+  providerFiles: { label: string; path: string | null }[];
   locks: { key: string; pid?: number; ageMs: number }[];
   journal: JournalSize;
   outcomes: OutcomeSummary["counts"];
@@ -225,17 +227,21 @@ export class GuardRuntime {
       stateDir: this.deps.stateDir,
       agentDirs: this.deps.agentDirs ?? [],
       home: homedir(),
-      providerFiles: { codexAuthFile: this.config.codexAuthFile },
+      providerFiles: this.config.providerFiles,
     };
     // Each provider's own files once, however many of its ids are enabled.
-    const seen = new Set<string>();
+    for (const provider of this.enabledProviders()) sources.push(...provider.extraSiblingSources(context));
+    return sources;
+  }
+
+  /** The enabled providers, each once however many of its ids are enabled. */
+  private enabledProviders(): Provider[] {
+    const seen = new Set<Provider>();
     for (const { id } of this.config.providers) {
       const provider = providerById(id);
-      if (provider === undefined || seen.has(provider.id)) continue;
-      seen.add(provider.id);
-      sources.push(...provider.extraSiblingSources(context));
+      if (provider !== undefined) seen.add(provider);
     }
-    return sources;
+    return [...seen];
   }
 
   private onEvent(event: GuardEvent): void {
@@ -269,7 +275,9 @@ export class GuardRuntime {
         setting: this.config.siblingStateDirs === "auto" ? "auto" : "listed",
         dirs: await resolveSiblingStateDirs(this.config.siblingStateDirs, homedir(), this.deps.stateDir),
       },
-      codexAuthFile: this.config.codexAuthFile,
+      providerFiles: this.enabledProviders().flatMap((provider) =>
+        provider.files.map((file) => ({ label: file.label, path: this.config.providerFiles[file.key] ?? null })),
+      ),
       locks: [],
       journal: { entries: 0, tombstones: 0, quarantined: 0, bytes: 0 },
       outcomes: { redeemed: 0, shared: 0, recovered: 0, failed: 0, warning: 0 },
@@ -279,7 +287,7 @@ export class GuardRuntime {
     if (settings.backend === "redis") return this.reportRedis(report);
     let guard: RefreshGuard;
     try {
-      guard = await this.guardFor(this.config.providers[0]?.tokenUrl ?? "", this.config.providers[0]?.id ?? "openai-codex");
+      guard = await this.guardFor(this.config.providers[0]?.tokenUrl ?? "", this.config.providers[0]?.id ?? "");
     } catch (error) {
       report.guardDirProblem = (error as Error).message;
       return report;
@@ -291,7 +299,7 @@ export class GuardRuntime {
 
   /** Status through a connection of its own, closed afterwards, so a status command never hangs on it. */
   private async reportRedis(report: GuardStatus): Promise<GuardStatus> {
-    const provider = this.config.providers[0]?.id ?? "openai-codex";
+    const provider = this.config.providers[0]?.id ?? "";
     let redis: RedisCoordination | undefined;
     try {
       redis = await this.openRedis(provider);

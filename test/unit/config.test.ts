@@ -23,7 +23,7 @@ describe("parseConfig", () => {
     expect(config.guardDir).toBe("/home/u/.local/state/openclaw-refresh-guard");
     expect(config.providers).toEqual([]);
     expect(config.timing).toEqual(DEFAULT_TIMING);
-    expect(config.codexAuthFile).toBe("/home/u/.codex/auth.json");
+    expect(config.providerFiles.codexAuthFile).toBe("/home/u/.codex/auth.json");
   });
 
   it("puts the default guard dir under an absolute XDG_STATE_HOME, the same for every state dir", () => {
@@ -56,7 +56,7 @@ describe("parseConfig", () => {
 
   it("expands ~/ in guardDir and codexAuthFile, and codexAuthFile false skips it", () => {
     expect(parseConfig({ guardDir: "~/g" }, context).guardDir).toBe("/home/u/g");
-    expect(parseConfig({ codexAuthFile: false }, context).codexAuthFile).toBeNull();
+    expect(parseConfig({ codexAuthFile: false }, context).providerFiles.codexAuthFile).toBeNull();
   });
 
   it.each([

@@ -23,7 +23,7 @@ describe("lock mtime on a process's first lock", () => {
       const script = `
         import { statSync } from "node:fs";
         const { RefreshGuard } = await import(${JSON.stringify(guardModule)});
-        const guard = await RefreshGuard.open({ provider: "p", guardDir: ${JSON.stringify(join(dir, "g"))} });
+        const guard = await RefreshGuard.open({ provider: "openai-codex", guardDir: ${JSON.stringify(join(dir, "g"))} });
         const lock = await guard.locks.tryAcquire("a".repeat(64));
         const ahead = statSync(guard.locks.lockPath("a".repeat(64))).mtimeMs - Date.now();
         await lock.release();
