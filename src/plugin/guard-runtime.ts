@@ -86,12 +86,15 @@ export class GuardRuntime {
     this.status = new StatusStore(join(config.guardDir, "status"), deps.now, { coalesce: deps.waiterOptimisation ?? true });
   }
 
-  /** Token URL → guard, for the fetch interceptor. Providers that share an endpoint share a guard. */
+  /**
+   * Token URL (or URL pattern) → guard, for the fetch interceptor. Providers that share an endpoint
+   * share a guard; a provider's other endpoints (alsoTokenUrls) share its guard.
+   */
   routes(): Map<string, TokenGuard> {
     const routes = new Map<string, TokenGuard>();
     for (const provider of this.config.providers) {
       if (routes.has(provider.tokenUrl)) continue;
-      routes.set(provider.tokenUrl, {
+      const guard: TokenGuard = {
         refresh: (token: string, redeem: Redeem, options: { signal?: AbortSignal | null }) =>
           this.guardFor(provider.tokenUrl, provider.id).then((guard) =>
             guard.refresh(token, redeem, options).catch((error: unknown) => {
@@ -100,7 +103,9 @@ export class GuardRuntime {
               throw error;
             }),
           ),
-      });
+      };
+      routes.set(provider.tokenUrl, guard);
+      for (const url of providerById(provider.id)?.alsoTokenUrls ?? []) if (!routes.has(url)) routes.set(url, guard);
     }
     return routes;
   }
