@@ -254,7 +254,14 @@ export class StandInEndpoint {
     if (this.dialect === "xai") {
       // xAI's access and id tokens are JWTs naming the user (sub) and the email.
       const iat = Math.floor(this.now() / 1000);
-      const access = jwt({ iss: XAI_ISSUER, sub: userId, email, iat, exp: Math.floor(expires / 1000), jti: randomBytes(8).toString("hex") });
+      const access = jwt({
+        iss: XAI_ISSUER,
+        sub: userId,
+        email,
+        iat,
+        exp: Math.floor(expires / 1000),
+        jti: randomBytes(8).toString("hex"),
+      });
       const idToken = jwt({ iss: XAI_ISSUER, sub: userId, email, name: userId, iat, jti: randomBytes(8).toString("hex") });
       this.accesses.set(access, { expires, refresh });
       this.idTokens.add(idToken);
