@@ -3,9 +3,8 @@
 // from the table in options.ts.
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
-
-import { ConfigError } from "../core/errors.ts";
 import { DEFAULT_TIMING, type GuardTiming, heartbeatFor } from "../core/timing.ts";
+import { ConfigError } from "../errors/errors.ts";
 import { isRecord } from "../oauth/json.ts";
 import { knownProviderIds, providerById } from "../providers/registry.ts";
 import { type CoordinationConfig, parseCoordination } from "./coordination-config.ts";

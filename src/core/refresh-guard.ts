@@ -4,6 +4,7 @@
 // (single flight) and walks the redemption chain; redemption.ts redeems under the lock, and
 // recovery.ts looks for a sibling when a token was spent outside the guard.
 
+import { ChainError, ReloginRequiredError } from "../errors/errors.ts";
 import { rebuildResponse } from "../oauth/http-buffer.ts";
 import { readErrorCode, type TokenSet, tokenResponse } from "../oauth/token-wire.ts";
 import type { Provider } from "../providers/provider.ts";
@@ -14,7 +15,6 @@ import { FileCoordination } from "../store/file-coordination.ts";
 import type { Journal } from "../store/journal.ts";
 import type { RefreshLocks } from "../store/refresh-lock.ts";
 import { keyLabel, tokenKey } from "../store/token-crypto.ts";
-import { ChainError, ReloginRequiredError } from "./errors.ts";
 import type { GuardEvent } from "./events.ts";
 import { GuardContext, type Redeem, type Stage } from "./guard-context.ts";
 import { KeyedMutex } from "./keyed-mutex.ts";

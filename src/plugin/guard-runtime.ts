@@ -3,12 +3,12 @@
 // sent to the host logger as one `key=value` line each and recorded for the status command.
 import { homedir } from "node:os";
 import { join } from "node:path";
-
+import type { GuardStatus } from "../cli/status-report.ts";
 import { redisPassword } from "../config/coordination-config.ts";
 import { CONFIG_ROOT, type RefreshGuardConfig } from "../config/parse-config.ts";
-import { BackendUnavailableError, type RefreshGuardError } from "../core/errors.ts";
 import { formatEvent, formatLine, type GuardEvent } from "../core/events.ts";
 import { type Redeem, RefreshGuard, type Stage } from "../core/refresh-guard.ts";
+import { BackendUnavailableError, type RefreshGuardError } from "../errors/errors.ts";
 import type { TokenGuard } from "../hosts/global-fetch.ts";
 import type { Provider } from "../providers/provider.ts";
 import { providerById } from "../providers/registry.ts";
@@ -16,11 +16,10 @@ import type { SiblingSource } from "../siblings/sibling-source.ts";
 import { openClawStores, resolveSiblingStateDirs } from "../siblings/state-dirs.ts";
 import type { Coordination, LockHolder } from "../store/coordination.ts";
 import { ensurePrivateDir } from "../store/guard-dir.ts";
-import type { JournalSize } from "../store/journal.ts";
 import type { RedisCoordination } from "../store/redis-coordination.ts";
 import { redactUrl } from "../store/redis-url.ts";
-import { type OutcomeSummary, StatusStore } from "../store/status-store.ts";
 import { keyLabel } from "../store/token-crypto.ts";
+import { StatusStore } from "./status-record.ts";
 
 export interface HostLogger {
   debug?: (message: string) => void;
@@ -42,36 +41,8 @@ export interface RuntimeDeps {
   waiterOptimisation?: boolean;
 }
 
-export interface CoordinationStatus {
-  backend: "file" | "redis";
-  /** The guard directory, or the Redis URL without its password. */
-  location: string;
-  /** Redis only: whether a PING was answered, and how fast. */
-  reachable?: boolean;
-  latencyMs?: number;
-  problem?: string;
-  /** Redis only: what happens while it is unreachable. */
-  onUnavailable?: "fail" | "file";
-}
-
 /** How long a process that fell back to the file lock keeps it before trying Redis again. */
 const FALLBACK_RETRY_MS = 30_000;
-
-export interface GuardStatus {
-  guardDir: string;
-  coordination: CoordinationStatus;
-  guardDirProblem?: string;
-  providers: { id: string; tokenUrl: string }[];
-  /** State dirs recovery reads besides this one, and whether they were found ("auto") or listed. */
-  siblingStateDirs: { setting: "auto" | "listed"; dirs: string[] };
-  /** Each enabled provider's own credential files (`codex cli auth`), null where not read. */
-  providerFiles: { label: string; path: string | null }[];
-  locks: { key: string; pid?: number; ageMs: number }[];
-  journal: JournalSize;
-  outcomes: OutcomeSummary["counts"];
-  lastOutcomeAt: Partial<Record<"redeemed" | "shared" | "recovered" | "failed", string>>;
-  recent: { at: string; type: string; provider: string; reason?: string; code?: string; pid: number }[];
-}
 
 export class GuardRuntime {
   readonly config: RefreshGuardConfig;

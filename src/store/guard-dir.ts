@@ -5,7 +5,7 @@
 import { constants, promises as fsp } from "node:fs";
 import { dirname, resolve } from "node:path";
 
-import { UnsafeDirectoryError } from "../core/errors.ts";
+import { UnsafeDirectoryError } from "../errors/errors.ts";
 
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;

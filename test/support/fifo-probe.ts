@@ -5,11 +5,11 @@
 import { execFileSync } from "node:child_process";
 import { promises as fsp, unlinkSync } from "node:fs";
 import { join } from "node:path";
+import { StatusStore } from "../../src/plugin/status-record.ts";
 import { openClawAgentStores } from "../../src/siblings/openclaw-json-stores.ts";
 import type { SiblingSource } from "../../src/siblings/sibling-source.ts";
 import { Journal } from "../../src/store/journal.ts";
 import { RefreshLocks } from "../../src/store/refresh-lock.ts";
-import { StatusStore } from "../../src/store/status-store.ts";
 
 interface ProbeConfig {
   scenario: string;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 
 import { CONFIG_ROOT, parseConfig } from "../../src/config/parse-config.ts";
-import { ConfigError, ERR_CONFIG } from "../../src/core/errors.ts";
 import { DEFAULT_TIMING } from "../../src/core/refresh-guard.ts";
+import { ConfigError, ERR_CONFIG } from "../../src/errors/errors.ts";
 
 const context = { stateDir: "/state", home: "/home/u", env: {} };
 

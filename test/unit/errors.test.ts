@@ -16,7 +16,7 @@ import {
   RefreshGuardError,
   ReloginRequiredError,
   UnsafeDirectoryError,
-} from "../../src/core/errors.ts";
+} from "../../src/errors/errors.ts";
 import { openai } from "../../src/providers/openai.ts";
 
 describe("errors", () => {

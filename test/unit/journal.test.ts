@@ -4,7 +4,7 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ERR_JOURNAL_CORRUPT, type JournalCorruptError } from "../../src/core/errors.ts";
+import { ERR_JOURNAL_CORRUPT, type JournalCorruptError } from "../../src/errors/errors.ts";
 import type { TokenSet } from "../../src/oauth/token-wire.ts";
 import { REUSED } from "../../src/providers/openai.ts";
 import { JOURNAL_VERSION, Journal, type JournalOptions } from "../../src/store/journal.ts";
