@@ -74,7 +74,8 @@ async function xaiWorld(label: string, options: { plugin: boolean; stateHome?: s
   world.extraEnv.RG_DNS_HOSTS = XAI_NAMES.join(",");
   if (options.stateHome !== undefined) world.extraEnv.XDG_STATE_HOME = options.stateHome;
   if (options.plugin) {
-    const install = await world.installPlugin(plugin.tgz);
+    // Generous: a loaded 2-core machine makes `plugins install` take minutes.
+    const install = expectOk(await world.cli(["plugins", "install", plugin.tgz, ...host.installFlags], { timeoutMs: 600_000 }));
     expect(install.stdout).toContain(PLUGIN_ID);
     const config = JSON.stringify({ providers: { xai: { enabled: true } } });
     expectOk(await world.cli(["config", "set", `plugins.entries.${PLUGIN_ID}.config`, config, "--strict-json"]));
@@ -135,7 +136,7 @@ interface XaiProbe {
 /** Every world probes xai at once (`models status --probe --probe-provider xai`), behind the proxy. */
 async function probeAll(worlds: readonly HostWorld[]): Promise<XaiProbe[]> {
   const args = ["models", "status", "--probe", "--probe-provider", "xai", "--probe-timeout", "60000", "--json"];
-  const runs = await Promise.all(worlds.map((world) => world.cli(args, { timeoutMs: 300_000, env: { HTTPS_PROXY: proxy.url } })));
+  const runs = await Promise.all(worlds.map((world) => world.cli(args, { timeoutMs: 600_000, env: { HTTPS_PROXY: proxy.url } })));
   return runs.map((run) => {
     expectOk(run);
     const json = parseJsonOutput(run.stdout) as {
@@ -202,7 +203,7 @@ describe(`xAI OAuth on ${HOST}: two state dirs share one login, two rotations`, 
         for (const world of worlds) await world.cleanup();
       }
     },
-    20 * MINUTE,
+    40 * MINUTE,
   );
 
   it(
@@ -257,6 +258,6 @@ describe(`xAI OAuth on ${HOST}: two state dirs share one login, two rotations`, 
         await rm(stateHome, { recursive: true, force: true });
       }
     },
-    20 * MINUTE,
+    40 * MINUTE,
   );
 });
