@@ -11,7 +11,8 @@ import { formatLine } from "../core/events.ts";
 import { attachSeams, type SeamReport, seamsAttached } from "../hosts/detect-seam.ts";
 import { assessHost, type HostAssessment, needsHostUndici } from "../hosts/host-compat.ts";
 import { PROVIDERS } from "../providers/registry.ts";
-import { GuardRuntime, type HostLogger, type RuntimeDeps } from "./guard-runtime.ts";
+import type { HostLogger } from "./event-sink.ts";
+import { GuardRuntime, type RuntimeDeps } from "./guard-runtime.ts";
 
 /** The part of OpenClaw's plugin API refresh-guard uses (openclaw/plugin-sdk OpenClawPluginApi). */
 export interface PluginApi {
