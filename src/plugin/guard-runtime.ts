@@ -10,6 +10,7 @@ import { formatLine } from "../core/events.ts";
 import { type Redeem, RefreshGuard, type Stage } from "../core/refresh-guard.ts";
 import { BackendUnavailableError, type RefreshGuardError } from "../errors/errors.ts";
 import type { TokenGuard } from "../hosts/global-fetch.ts";
+import { providerById } from "../providers/registry.ts";
 import { ensurePrivateDir } from "../store/guard-dir.ts";
 import { type BackendReporting, FALLBACK_RETRY_MS, fallsBack, openCoordination } from "./coordination-factory.ts";
 import { EventSink, type HostLogger } from "./event-sink.ts";

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { parseConfig } from "../../src/config/parse-config.ts";
-import { type GuardEvent, type Redeem, RefreshGuard } from "../../src/core/refresh-guard.ts";
+import type { GuardEvent, Redeem, RefreshGuard } from "../../src/core/refresh-guard.ts";
 import { compileUrlPattern, installFetchInterceptor, type TokenGuard } from "../../src/hosts/global-fetch.ts";
 import { anthropic } from "../../src/providers/anthropic.ts";
 import { openai } from "../../src/providers/openai.ts";
@@ -17,6 +17,7 @@ import type { Provider } from "../../src/providers/provider.ts";
 import { PROVIDERS, providerById } from "../../src/providers/registry.ts";
 import { xai, xaiIdentity } from "../../src/providers/xai.ts";
 import { staticSiblingSource } from "../../src/siblings/sibling-source.ts";
+import { openFileGuard } from "../support/file-guard.ts";
 import {
   ANTHROPIC_INVALID_BODY,
   type Dialect,
@@ -195,7 +196,7 @@ function redeemAt(server: StandInEndpoint): Redeem {
 }
 
 function openGuard(provider: string, siblings: ReturnType<typeof staticSiblingSource>[] = []): Promise<RefreshGuard> {
-  return RefreshGuard.open({
+  return openFileGuard({
     provider,
     guardDir: join(root, "guard"),
     onEvent: (event) => events.push(event),
