@@ -39,6 +39,7 @@ const HOST = "2026.4.15";
 const ADDRESS = "127.0.0.3";
 const ANTHROPIC_NAMES = ["platform.claude.com", "console.anthropic.com", "api.anthropic.com"];
 const PROFILE = "anthropic:default";
+const MODEL = "anthropic/claude-sonnet-4-5";
 const AGENTS = ["a1", "a2", "a3"] as const;
 const MINUTE = 60_000;
 /** How 2026.4.15 reports a failed refresh. */
@@ -71,6 +72,8 @@ async function anthropicWorld(label: string, withPlugin: boolean): Promise<HostW
     const config = JSON.stringify({ providers: { anthropic: { enabled: true } } });
     expectOk(await world.cli(["config", "set", `plugins.entries.${PLUGIN_ID}.config`, config, "--strict-json"]));
   }
+  // The model the probe calls (POST https://api.anthropic.com/v1/messages on the stand-in).
+  expectOk(await world.cli(["config", "set", "agents.defaults.model.primary", MODEL]));
   return world;
 }
 
@@ -128,7 +131,7 @@ interface AgentProbe {
 
 /** Every agent probes anthropic at once. */
 async function probeAll(world: HostWorld): Promise<AgentProbe[]> {
-  const args = ["models", "status", "--probe", "--probe-provider", "anthropic", "--probe-timeout", "120000", "--json"];
+  const args = ["models", "status", "--probe", "--probe-provider", "anthropic", "--probe-timeout", "300000", "--json"];
   const runs = await Promise.all(AGENTS.map((agent) => world.cli(args, { agent, timeoutMs: 600_000 })));
   return runs.map((run) => {
     expectOk(run);
