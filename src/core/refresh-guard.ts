@@ -169,19 +169,23 @@ export class RefreshGuard {
         ctx.fail(key, "endpoint_error", `token endpoint answered ${result.response.status}`, readErrorCode(result.response.body));
         return { kind: "response", response: rebuildResponse(result.response) };
       }
-      // Spent with no successor in the journal: look for one among the siblings.
+      // Spent with no successor in the journal: look for one among the siblings, where the provider
+      // leaves siblings alive (xAI and Anthropic revoke the whole family: recovery only reports).
       if (allowRecovery) {
-        const recovered = await this.recovery.recover({
-          key,
-          token: current,
-          presented: [token, current],
-          chain,
-          latest,
-          resolveSibling: async (refreshToken) => {
-            const resolved = await this.resolve(refreshToken, redeem, false, started);
-            return resolved.kind === "set" ? resolved.set : null;
-          },
-        });
+        const recoverable = ctx.provider.reuseRecoverable;
+        const recovered = !recoverable
+          ? null
+          : await this.recovery.recover({
+              key,
+              token: current,
+              presented: [token, current],
+              chain,
+              latest,
+              resolveSibling: async (refreshToken) => {
+                const resolved = await this.resolve(refreshToken, redeem, false, started);
+                return resolved.kind === "set" ? resolved.set : null;
+              },
+            });
         if (recovered !== null) {
           ctx.emit({ type: "recovered", provider: this.provider, key: keyLabel(key), source: recovered.source, ms: ctx.now() - started });
           return { kind: "set", set: recovered.set, hops: chain.length + 1 };
@@ -189,7 +193,9 @@ export class RefreshGuard {
         const error = new ReloginRequiredError(
           this.provider,
           result.code,
-          "the guard marked it spent so no process retries it.",
+          recoverable
+            ? "the guard marked it spent so no process retries it."
+            : `${this.provider} revokes every token of a login once one is reused, so no copy can take over; the guard marked it spent so no process retries it.`,
           ctx.provider.loginCommand(this.loginProvider),
         );
         ctx.fail(key, "relogin_required", error.message, result.code);

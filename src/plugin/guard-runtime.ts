@@ -10,6 +10,7 @@ import { formatLine } from "../core/events.ts";
 import { type Redeem, RefreshGuard, type Stage } from "../core/refresh-guard.ts";
 import { BackendUnavailableError, type RefreshGuardError } from "../errors/errors.ts";
 import type { TokenGuard } from "../hosts/global-fetch.ts";
+import { providerById } from "../providers/registry.ts";
 import { ensurePrivateDir } from "../store/guard-dir.ts";
 import { type BackendReporting, FALLBACK_RETRY_MS, fallsBack, openCoordination } from "./coordination-factory.ts";
 import { EventSink, type HostLogger } from "./event-sink.ts";
@@ -49,12 +50,15 @@ export class GuardRuntime {
     this.sink = new EventSink(deps.logger, this.status);
   }
 
-  /** Token URL → guard, for the fetch interceptor. Providers that share an endpoint share a guard. */
+  /**
+   * Token URL (or URL pattern) → guard, for the fetch interceptor. Providers that share an endpoint
+   * share a guard; a provider's other endpoints (alsoTokenUrls) share its guard.
+   */
   routes(): Map<string, TokenGuard> {
     const routes = new Map<string, TokenGuard>();
     for (const provider of this.config.providers) {
       if (routes.has(provider.tokenUrl)) continue;
-      routes.set(provider.tokenUrl, {
+      const guard: TokenGuard = {
         refresh: (token: string, redeem: Redeem, options: { signal?: AbortSignal | null }) =>
           this.guardFor(provider.tokenUrl, provider.id).then((guard) =>
             guard.refresh(token, redeem, options).catch((error: unknown) => {
@@ -63,7 +67,9 @@ export class GuardRuntime {
               throw error;
             }),
           ),
-      });
+      };
+      routes.set(provider.tokenUrl, guard);
+      for (const url of providerById(provider.id)?.alsoTokenUrls ?? []) if (!routes.has(url)) routes.set(url, guard);
     }
     return routes;
   }
