@@ -14,6 +14,8 @@ export interface StatusReport {
     seams: SeamName[];
     /** Why host-undici is not attached, where the host lacks it. */
     seamProblem?: string;
+    /** Whether worker threads started from now on in this process load the guard (worker-seam.ts). */
+    workerThreads?: "attached" | "not attached";
   };
   configProblem?: string;
   guard?: GuardStatus;
@@ -55,10 +57,29 @@ export function formatStatus(report: StatusReport): string {
       `outcomes: redeemed ${o.redeemed}${last("redeemed")}, shared from journal ${o.shared}${last("shared")}, ` +
         `recovered from sibling ${o.recovered}${last("recovered")}, failed ${o.failed}${last("failed")}`,
     );
+    const threads = Object.entries(guard.threads.outcomes);
+    if (threads.length > 0) {
+      lines.push(
+        `outcomes by thread: ${threads.map(([thread, c]) => `${thread} redeemed ${c.redeemed}, shared ${c.shared}, recovered ${c.recovered}, failed ${c.failed}`).join("; ")}`,
+      );
+    }
+    if (guard.threads.attached.length > 0) {
+      lines.push(
+        `guarded threads (latest): ${guard.threads.attached.map((t) => `${t.thread} pid ${t.pid} (${t.seams.join(", ")}) since ${t.at}`).join("; ")}`,
+      );
+    }
+    if (guard.unguardedRefreshes > 0) {
+      lines.push(
+        `WARNING: ${guard.unguardedRefreshes} token refresh${guard.unguardedRefreshes === 1 ? " was" : "es were"} seen leaving a thread without the guard ` +
+          "(see recent: unguarded_refresh); such a refresh can race and get the profile fenced",
+      );
+    }
     if (guard.recent.length > 0) {
       lines.push("recent:");
       for (const r of guard.recent) {
-        lines.push(`  ${r.at} ${r.type} ${r.provider}${r.reason ? ` ${r.reason}` : ""}${r.code ? ` (${r.code})` : ""} pid ${r.pid}`);
+        lines.push(
+          `  ${r.at} ${r.type} ${r.provider}${r.reason ? ` ${r.reason}` : ""}${r.code ? ` (${r.code})` : ""} pid ${r.pid}${r.thread ? ` ${r.thread}` : ""}`,
+        );
       }
     }
   }

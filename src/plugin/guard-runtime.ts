@@ -18,7 +18,7 @@ import { ensurePrivateDir } from "../store/guard-dir.ts";
 import type { JournalSize } from "../store/journal.ts";
 import type { RedisCoordination } from "../store/redis-coordination.ts";
 import { redactUrl } from "../store/redis-url.ts";
-import { type OutcomeSummary, StatusStore } from "../store/status-store.ts";
+import { type AttachedThread, type OutcomeSummary, recordThreadAttached, StatusStore } from "../store/status-store.ts";
 import { keyLabel } from "../store/token-crypto.ts";
 
 export interface HostLogger {
@@ -68,7 +68,11 @@ export interface GuardStatus {
   journal: JournalSize;
   outcomes: OutcomeSummary["counts"];
   lastOutcomeAt: Partial<Record<"redeemed" | "shared" | "recovered" | "failed", string>>;
-  recent: { at: string; type: string; provider: string; reason?: string; code?: string; pid: number }[];
+  recent: { at: string; type: string; provider: string; reason?: string; code?: string; pid: number; thread?: string }[];
+  /** Outcomes per thread label, and the threads (main, workers) whose seams attached most recently. */
+  threads: { outcomes: OutcomeSummary["byThread"]; attached: { at: string; pid: number; thread: string; seams: string[] }[] };
+  /** Token POSTs seen leaving a thread outside the guard (warning `unguarded_refresh`). */
+  unguardedRefreshes: number;
 }
 
 export class GuardRuntime {
@@ -182,9 +186,24 @@ export class GuardRuntime {
     }
   }
 
+  /** A token POST left this thread without passing the wrapper (token-post-observer.ts). */
+  warnUnguarded(provider: string, url: string): void {
+    this.warn(
+      provider,
+      "unguarded_refresh",
+      `a token POST to ${url} left this thread without refresh-guard (the host refreshed where the guard is not attached); ` +
+        "a refresh_token_reused and a fenced profile may follow",
+    );
+  }
+
+  /** Notes in the status record that this thread's seams attached. */
+  noteAttached(seams: readonly string[]): Promise<void> {
+    return recordThreadAttached(this.status.dir, seams);
+  }
+
   private warn(
     provider: string,
-    reason: "lock_compromised" | "journal_quarantined" | "backend_unavailable",
+    reason: "lock_compromised" | "journal_quarantined" | "backend_unavailable" | "unguarded_refresh",
     message: string,
     key?: string,
   ): void {
@@ -275,6 +294,8 @@ export class GuardRuntime {
       outcomes: { redeemed: 0, shared: 0, recovered: 0, failed: 0, warning: 0 },
       lastOutcomeAt: {},
       recent: [],
+      threads: { outcomes: {}, attached: [] },
+      unguardedRefreshes: 0,
     };
     if (settings.backend === "redis") return this.reportRedis(report);
     let guard: RefreshGuard;
@@ -311,6 +332,16 @@ export class GuardRuntime {
   private async reportOutcomes(report: GuardStatus): Promise<GuardStatus> {
     const summary = await this.status.summary();
     report.outcomes = summary.counts;
+    report.threads = {
+      outcomes: summary.byThread,
+      attached: (await this.status.threads().catch(() => [] as AttachedThread[])).map(({ at, pid, thread, seams }) => ({
+        at: new Date(at).toISOString(),
+        pid,
+        thread,
+        seams,
+      })),
+    };
+    report.unguardedRefreshes = summary.unguarded;
     for (const [type, at] of Object.entries(summary.last)) {
       report.lastOutcomeAt[type as keyof GuardStatus["lastOutcomeAt"]] = new Date(at).toISOString();
     }
@@ -323,6 +354,7 @@ export class GuardRuntime {
       };
       if (record.reason !== undefined) entry.reason = record.reason;
       if (record.code !== undefined) entry.code = record.code;
+      if (record.thread !== undefined) entry.thread = record.thread;
       return entry;
     });
     return report;

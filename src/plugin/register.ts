@@ -10,6 +10,8 @@ import { PLUGIN_ID, parseConfig, type RefreshGuardConfig } from "../config/parse
 import { formatLine } from "../core/events.ts";
 import { attachSeams, type SeamReport, seamsAttached } from "../hosts/detect-seam.ts";
 import { assessHost, type HostAssessment, needsHostUndici } from "../hosts/host-compat.ts";
+import { observeTokenPosts } from "../hosts/token-post-observer.ts";
+import { installWorkerSeam, type WorkerSeamReport, workerSeamAttached } from "../hosts/worker-seam.ts";
 import { GuardRuntime, type HostLogger, type RuntimeDeps } from "./guard-runtime.ts";
 
 /** The part of OpenClaw's plugin API refresh-guard uses (openclaw/plugin-sdk OpenClawPluginApi). */
@@ -40,6 +42,7 @@ interface PluginState {
   configProblem?: string;
   host: HostAssessment;
   seams?: SeamReport;
+  workers?: WorkerSeamReport;
 }
 
 export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = process.env): PluginState {
@@ -67,6 +70,7 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
       const seams = attachSeams(state.runtime.routes(), { hostUndiciRequired: needsHostUndici(version) });
       state.seams = seams;
       state.host = assessHost(version, seams);
+      if (seams.attached.length > 0) attachThreads(state, state.runtime, config, { stateDir, agentDirs, seams, log });
       if (!state.host.supported || seams.attached.length === 0) {
         log.warn(formatLine({ event: "not_attached", host: version ?? "unknown", msg: state.host.note }));
       } else {
@@ -90,6 +94,38 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
   return state;
 }
 
+/**
+ * Worker threads the host starts from now on load the guard too (worker-seam.ts); a token POST
+ * that leaves this thread outside the wrapper is reported; this thread is noted as guarded.
+ */
+function attachThreads(
+  state: PluginState,
+  runtime: GuardRuntime,
+  config: RefreshGuardConfig,
+  context: { stateDir: string; agentDirs: string[]; seams: SeamReport; log: HostLogger },
+): void {
+  const { seams } = context;
+  state.workers = installWorkerSeam({
+    config,
+    stateDir: context.stateDir,
+    agentDirs: context.agentDirs,
+    seams: [...seams.attached],
+    ...(seams.hostUndiciPath !== undefined ? { hostUndiciPath: seams.hostUndiciPath } : {}),
+  });
+  if (!state.workers.attached) context.log.warn(formatLine({ event: "not_attached", thread: "workers", msg: state.workers.problem }));
+  observeTokenPosts(
+    config.providers.map((provider) => provider.tokenUrl),
+    (url) => runtime.warnUnguarded(config.providers.find((provider) => provider.tokenUrl === url)?.id ?? "unknown", url),
+  );
+  // One line per process that can refresh (2026.6+: the host-undici seam), not per CLI command of 2026.4/5.
+  if (seams.attached.includes("host-undici") && !noted.has(runtime)) {
+    noted.add(runtime);
+    runtime.noteAttached(seams.attached).catch(() => undefined);
+  }
+}
+
+const noted = new WeakSet<GuardRuntime>();
+
 export async function statusReport(state: PluginState): Promise<StatusReport> {
   const report: StatusReport = {
     plugin: { id: PLUGIN_ID, version: PLUGIN_VERSION },
@@ -100,13 +136,14 @@ export async function statusReport(state: PluginState): Promise<StatusReport> {
   return report;
 }
 
-function hookReport(state: PluginState): Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem"> {
+function hookReport(state: PluginState): Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem" | "workerThreads"> {
   const seams = seamsAttached();
-  const report: Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem"> = {
+  const report: Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem" | "workerThreads"> = {
     hook: seams.length > 0 ? "attached" : "not attached",
     // The seam a 2026.6+ host refreshes through comes first.
     seam: seams[0] ?? "none",
     seams,
+    workerThreads: workerSeamAttached() ? "attached" : "not attached",
   };
   if (state.seams?.hostUndiciProblem !== undefined && !seams.includes("host-undici"))
     report.seamProblem = `host-undici: ${state.seams.hostUndiciProblem}`;
