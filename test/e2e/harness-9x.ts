@@ -483,13 +483,11 @@ export async function startAgentStandIn(
       const access = authorization.startsWith("Bearer ") ? authorization.slice("Bearer ".length) : "";
       if (!server.accessValid(access)) {
         modelCalls.denied += 1;
-        res
-          .writeHead(401, { "content-type": "application/json" })
-          .end(
-            JSON.stringify({
-              error: { message: "Your authentication token is not valid.", type: "invalid_request_error", code: "invalid_api_key" },
-            }),
-          );
+        res.writeHead(401, { "content-type": "application/json" }).end(
+          JSON.stringify({
+            error: { message: "Your authentication token is not valid.", type: "invalid_request_error", code: "invalid_api_key" },
+          }),
+        );
         return true;
       }
       modelCalls.ok += 1;
