@@ -31,6 +31,7 @@ export function formatStatus(report: StatusReport): string {
   );
   if (host.note) lines.push(`  ${host.note}`);
   if (host.seamProblem) lines.push(`  ${host.seamProblem}`);
+  if (host.workerThreads === "attached") lines.push("  worker threads: each new worker thread of this process loads the guard");
   if (report.configProblem) lines.push(`config: ${report.configProblem}`);
   const guard = report.guard;
   if (guard) {
@@ -72,6 +73,14 @@ export function formatStatus(report: StatusReport): string {
       lines.push(
         `WARNING: ${guard.unguardedRefreshes} token refresh${guard.unguardedRefreshes === 1 ? " was" : "es were"} seen leaving a thread without the guard ` +
           "(see recent: unguarded_refresh); such a refresh can race and get the profile fenced",
+      );
+    }
+    if (guard.fencedProfiles.length > 0) {
+      lines.push(
+        `WARNING: the host fenced ${guard.fencedProfiles.join(", ")} after a failed refresh (log in again: openclaw models auth login --provider openai)` +
+          (guard.outcomes.failed === 0
+            ? "; refresh-guard recorded no failure, so that refresh ran in a thread or process without the guard"
+            : ""),
       );
     }
     if (guard.recent.length > 0) {

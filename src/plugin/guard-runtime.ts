@@ -73,6 +73,8 @@ export interface GuardStatus {
   threads: { outcomes: OutcomeSummary["byThread"]; attached: { at: string; pid: number; thread: string; seams: string[] }[] };
   /** Token POSTs seen leaving a thread outside the guard (warning `unguarded_refresh`). */
   unguardedRefreshes: number;
+  /** Profiles of this state dir the host fenced after a failed refresh (`<store>#<profile id>`; re-login needed). */
+  fencedProfiles: string[];
 }
 
 export class GuardRuntime {
@@ -274,6 +276,20 @@ export class GuardRuntime {
     this.deps.logger[level](line);
   }
 
+  /** This state dir's profiles that carry the host's terminal fence (2026.9: a lost refresh). */
+  private async fencedProfiles(): Promise<string[]> {
+    try {
+      const { openClawSqliteStores } = await import("../siblings/openclaw-sqlite-stores.ts");
+      const store = openClawSqliteStores({ stateDirs: [this.deps.stateDir], providers: this.config.providers.map((p) => p.id) });
+      const credentials = await store.load(() => undefined);
+      return credentials
+        .filter((credential) => credential.source.endsWith(" (fenced)") && /:failed:refresh:/.test(credential.refreshToken))
+        .map((credential) => credential.source.replace(/ \(fenced\)$/, ""));
+    } catch {
+      return [];
+    }
+  }
+
   /** Everything the status command shows about this guard directory. Never a token. */
   async report(): Promise<GuardStatus> {
     const settings = this.config.coordination;
@@ -296,6 +312,7 @@ export class GuardRuntime {
       recent: [],
       threads: { outcomes: {}, attached: [] },
       unguardedRefreshes: 0,
+      fencedProfiles: [],
     };
     if (settings.backend === "redis") return this.reportRedis(report);
     let guard: RefreshGuard;
@@ -342,6 +359,7 @@ export class GuardRuntime {
       })),
     };
     report.unguardedRefreshes = summary.unguarded;
+    report.fencedProfiles = await this.fencedProfiles();
     for (const [type, at] of Object.entries(summary.last)) {
       report.lastOutcomeAt[type as keyof GuardStatus["lastOutcomeAt"]] = new Date(at).toISOString();
     }
