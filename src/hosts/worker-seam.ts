@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import workerThreads from "node:worker_threads";
 
 import type { RefreshGuardConfig } from "../config/parse-config.ts";
-import { SCRIPT_KEY } from "../store/status-store.ts";
+import { SCRIPT_KEY } from "../store/thread-label.ts";
 
 /** What a worker's bootstrap needs to guard that thread, cloned into each new worker. */
 export interface WorkerHandoff {
@@ -40,16 +40,11 @@ export interface WorkerSeamReport {
   problem?: string;
 }
 
-/** The bootstrap each new worker imports: dist/hosts/worker-bootstrap.js next to this module. */
-export function bootstrapUrl(): string {
-  return new URL(`./worker-bootstrap${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url).href;
-}
-
 /**
  * Hands `handoff` to every worker created from now on and makes them load the bootstrap. Idempotent:
  * a second call only replaces the handoff (the latest registration's config wins). Never throws.
  */
-export function installWorkerSeam(handoff: WorkerHandoff, url: string = bootstrapUrl()): WorkerSeamReport {
+export function installWorkerSeam(handoff: WorkerHandoff, url: string): WorkerSeamReport {
   try {
     workerThreads.setEnvironmentData(HANDOFF_KEY, structuredClone(handoff));
     patchWorkerConstructor(url);

@@ -105,13 +105,16 @@ function attachThreads(
   context: { stateDir: string; agentDirs: string[]; seams: SeamReport; log: HostLogger },
 ): void {
   const { seams } = context;
-  state.workers = installWorkerSeam({
-    config,
-    stateDir: context.stateDir,
-    agentDirs: context.agentDirs,
-    seams: [...seams.attached],
-    ...(seams.hostUndiciPath !== undefined ? { hostUndiciPath: seams.hostUndiciPath } : {}),
-  });
+  state.workers = installWorkerSeam(
+    {
+      config,
+      stateDir: context.stateDir,
+      agentDirs: context.agentDirs,
+      seams: [...seams.attached],
+      ...(seams.hostUndiciPath !== undefined ? { hostUndiciPath: seams.hostUndiciPath } : {}),
+    },
+    WORKER_BOOTSTRAP,
+  );
   if (!state.workers.attached) context.log.warn(formatLine({ event: "not_attached", thread: "workers", msg: state.workers.problem }));
   observeTokenPosts(
     config.providers.map((provider) => provider.tokenUrl),
@@ -125,6 +128,9 @@ function attachThreads(
 }
 
 const noted = new WeakSet<GuardRuntime>();
+
+/** The module each new worker thread imports (dist/plugin/worker-bootstrap.js as shipped). */
+const WORKER_BOOTSTRAP = new URL(`./worker-bootstrap${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url).href;
 
 export async function statusReport(state: PluginState): Promise<StatusReport> {
   const report: StatusReport = {

@@ -4,33 +4,20 @@
 // events carry only provider, key label, reason and timings.
 import { closeSync, constants, promises as fsp, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { getEnvironmentData, isMainThread, threadId } from "node:worker_threads";
+import { threadId } from "node:worker_threads";
 
 import { type GuardEvent, OUTCOME_TYPES, type OutcomeType } from "../core/events.ts";
 import { isRecord } from "../oauth/json.ts";
 import { ensurePrivateDir, FILE_MODE } from "./guard-dir.ts";
 import { readRegularFile, SafeReadError } from "./safe-read.ts";
+import { threadLabel } from "./thread-label.ts";
+
+export { SCRIPT_KEY, threadLabel } from "./thread-label.ts";
 
 const MAX_BYTES = 256 * 1024;
 const RECENT = 20;
 /** threads.jsonl: one line per thread whose seam attached (a worker restart adds one). */
 const MAX_THREAD_BYTES = 64 * 1024;
-
-/** The script of a worker being created, set by the worker seam around the Worker constructor. */
-export const SCRIPT_KEY = "openclaw-refresh-guard.worker-script";
-
-/** Which thread of the process this is: "main", or "worker:<script file name>". */
-export function threadLabel(): string {
-  if (isMainThread) return "main";
-  let script: unknown;
-  try {
-    script = getEnvironmentData(SCRIPT_KEY);
-  } catch {
-    script = undefined;
-  }
-  const name = typeof script === "string" && script !== "" ? script.replace(/[^\w.@+-]/g, "_").slice(0, 120) : "unknown";
-  return `worker:${name}`;
-}
 
 /** A thread of a host process in which the guard attached (threads.jsonl). */
 export interface AttachedThread {

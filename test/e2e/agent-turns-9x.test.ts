@@ -117,6 +117,23 @@ async function gatewayWorld(label: string, options: { plugin: boolean; stateHome
   return { world, port };
 }
 
+/**
+ * Starts the world's gateway (recorded in `running` for the cleanup). On a loaded machine 2026.9.6
+ * sometimes gives up on its own state-lease heartbeat worker (5 s startup budget, seen with and
+ * without the plugin): that start is retried once.
+ */
+async function startGatewayOnce(world: HostWorld, port: number, running: GatewayRun[]): Promise<GatewayRun> {
+  let gateway: GatewayRun;
+  try {
+    gateway = await startGateway(world, 180_000, port);
+  } catch (error) {
+    if (!/state lease heartbeat did not become ready/.test((error as Error).message)) throw error;
+    gateway = await startGateway(world, 180_000, port);
+  }
+  running.push(gateway);
+  return gateway;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 /** Waits until the token request count stays put for `quietMs` (or `maxMs` passed). */
@@ -169,8 +186,7 @@ async function scenario(options: { plugin: boolean; when: "turn" | "start"; rota
         : codex.server.expire(codex.server.issue(ACCOUNT));
     for (const { world } of worlds) await seedStore(world, { [PROFILE]: profileOf(credential) });
     const marginAt = credential.expires - MARGIN_MS;
-    const started9x = await Promise.allSettled(worlds.map(({ world, port }) => startGateway(world, 180_000, port)));
-    for (const result of started9x) if (result.status === "fulfilled") gateways.push(result.value);
+    const started9x = await Promise.allSettled(worlds.map(({ world, port }) => startGatewayOnce(world, port, gateways)));
     for (const result of started9x) if (result.status === "rejected") throw result.reason;
     const ready = Date.now();
     if (options.when === "turn") {

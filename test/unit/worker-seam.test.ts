@@ -17,7 +17,7 @@ import { StatusStore } from "../../src/store/status-store.ts";
 import { type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
 
 // The built bootstrap, as it ships (npm run test:unit builds first).
-const BOOTSTRAP = new URL("../../dist/hosts/worker-bootstrap.js", import.meta.url).href;
+const BOOTSTRAP = new URL("../../dist/plugin/worker-bootstrap.js", import.meta.url).href;
 
 const UNDICI_SOURCE = `
 module.exports = {

@@ -1,5 +1,5 @@
 // Loaded with `--import` into every worker thread the host creates after the plugin registered
-// (see worker-seam.ts). It stays cheap for the many workers that never refresh: no guard, no lock,
+// (see hosts/worker-seam.ts): what register() does, in a worker thread. It stays cheap for the many workers that never refresh: no guard, no lock,
 // no undici load of its own. It only
 // - wraps globalThis.fetch where the main thread did (2026.4/5 refresh through it);
 // - waits for the host to load its undici in this thread (a `tracing:module.require:end`
@@ -12,14 +12,19 @@ import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { getEnvironmentData, isMainThread } from "node:worker_threads";
-import { formatLine } from "../core/events.ts";
+
 import type { Redeem } from "../core/guard-context.ts";
-import type { GuardRuntime } from "../plugin/guard-runtime.ts";
-import { installFetchInterceptor, type TokenGuard } from "./global-fetch.ts";
-import { observeTokenPosts } from "./token-post-observer.ts";
-import { HANDOFF_KEY, patchWorkerConstructor, type WorkerHandoff } from "./worker-seam.ts";
+import { installFetchInterceptor, type TokenGuard } from "../hosts/global-fetch.ts";
+import { observeTokenPosts } from "../hosts/token-post-observer.ts";
+import { HANDOFF_KEY, patchWorkerConstructor, type WorkerHandoff } from "../hosts/worker-seam.ts";
+import type { GuardRuntime } from "./guard-runtime.ts";
 
 const REQUIRE_END = "tracing:module.require:end";
+
+/** The log line register() writes, without loading the event formatter into every worker. */
+function notAttached(message: string): void {
+  process.stderr.write(`[refresh-guard] event=not_attached thread=worker msg=${JSON.stringify(message)}\n`);
+}
 
 function stderrLogger() {
   const write = (line: string) => process.stderr.write(`${line}\n`);
@@ -34,7 +39,7 @@ function boot(): void {
 
   let runtime: Promise<GuardRuntime> | undefined;
   const openRuntime = (): Promise<GuardRuntime> => {
-    runtime ??= import("../plugin/guard-runtime.ts").then(
+    runtime ??= import("./guard-runtime.ts").then(
       ({ GuardRuntime }) =>
         new GuardRuntime(handoff.config, { logger: stderrLogger(), stateDir: handoff.stateDir, agentDirs: handoff.agentDirs }),
     );
@@ -80,9 +85,7 @@ function boot(): void {
       installFetchInterceptor(routes, loaded as { fetch: typeof globalThis.fetch });
       noteAttached(globalSeam ? ["host-undici", "global-fetch"] : ["host-undici"]);
     } catch (error) {
-      process.stderr.write(
-        `${formatLine({ event: "not_attached", thread: "worker", msg: `wrapping ${undiciPath} failed: ${(error as Error).message}` })}\n`,
-      );
+      notAttached(`wrapping ${undiciPath} failed: ${(error as Error).message}`);
     }
     return true;
   };
@@ -100,5 +103,5 @@ try {
   boot();
 } catch (error) {
   // Never break the host's worker.
-  process.stderr.write(`${formatLine({ event: "not_attached", thread: "worker", msg: (error as Error).message })}\n`);
+  notAttached((error as Error).message);
 }
