@@ -119,8 +119,8 @@ async function gatewayWorld(label: string, options: { plugin: boolean; stateHome
 
 /**
  * Starts the world's gateway (recorded in `running` for the cleanup). On a loaded machine 2026.9.6
- * sometimes gives up on its own state-lease heartbeat worker (5 s startup budget, seen with and
- * without the plugin): that start is retried once.
+ * sometimes gives up on its own state-lease heartbeat worker (a 5 s startup budget; seen here at a
+ * load average of 30 – 50 on 2 cores): that start is retried once.
  */
 async function startGatewayOnce(world: HostWorld, port: number, running: GatewayRun[]): Promise<GatewayRun> {
   let gateway: GatewayRun;
