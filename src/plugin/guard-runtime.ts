@@ -18,7 +18,7 @@ import { ensurePrivateDir } from "../store/guard-dir.ts";
 import type { JournalSize } from "../store/journal.ts";
 import type { RedisCoordination } from "../store/redis-coordination.ts";
 import { redactUrl } from "../store/redis-url.ts";
-import { type AttachedThread, type OutcomeSummary, recordThreadAttached, StatusStore } from "../store/status-store.ts";
+import { type AttachedThread, type OutcomeSummary, StatusStore } from "../store/status-store.ts";
 import { keyLabel } from "../store/token-crypto.ts";
 
 export interface HostLogger {
@@ -196,11 +196,6 @@ export class GuardRuntime {
       `a token POST to ${url} left this thread without refresh-guard (the host refreshed where the guard is not attached); ` +
         "a refresh_token_reused and a fenced profile may follow",
     );
-  }
-
-  /** Notes in the status record that this thread's seams attached. */
-  noteAttached(seams: readonly string[]): Promise<void> {
-    return recordThreadAttached(this.status.dir, seams);
   }
 
   private warn(

@@ -95,8 +95,9 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
 }
 
 /**
- * Worker threads the host starts from now on load the guard too (worker-seam.ts); a token POST
- * that leaves this thread outside the wrapper is reported; this thread is noted as guarded.
+ * Worker threads the host starts from now on load the guard too (worker-seam.ts), and a token POST
+ * that leaves this thread outside the wrapper is reported. (Worker threads note themselves in the
+ * status record when their seam attaches; the main thread's seams are in every status report.)
  */
 function attachThreads(
   state: PluginState,
@@ -120,14 +121,7 @@ function attachThreads(
     config.providers.map((provider) => provider.tokenUrl),
     (url) => runtime.warnUnguarded(config.providers.find((provider) => provider.tokenUrl === url)?.id ?? "unknown", url),
   );
-  // One line per process that can refresh (2026.6+: the host-undici seam), not per CLI command of 2026.4/5.
-  if (seams.attached.includes("host-undici") && !noted.has(runtime)) {
-    noted.add(runtime);
-    runtime.noteAttached(seams.attached).catch(() => undefined);
-  }
 }
-
-const noted = new WeakSet<GuardRuntime>();
 
 /** The module each new worker thread imports (dist/plugin/worker-bootstrap.js as shipped). */
 const WORKER_BOOTSTRAP = new URL(`./worker-bootstrap${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url).href;
