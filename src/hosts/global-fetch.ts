@@ -5,7 +5,7 @@
 // never wraps twice.
 import type { Redeem } from "../core/guard-context.ts";
 import { parseTokenRequest } from "../oauth/token-wire.ts";
-import { withinWrapper } from "./token-post-observer.ts";
+import { withinWrapper } from "./wrapper-mark.ts";
 
 const STATE = Symbol.for("openclaw-refresh-guard.fetch-interceptor");
 

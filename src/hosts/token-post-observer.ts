@@ -4,12 +4,11 @@
 // cannot answer such a request; it only makes the gap visible (a warning in the log and in status)
 // instead of a silent `refresh_token_reused` and a fenced store. Requests the wrapper let through
 // (guarded redemptions, logins passed on untouched) run inside an AsyncLocalStorage mark.
-import { AsyncLocalStorage } from "node:async_hooks";
 import { subscribe } from "node:diagnostics_channel";
 
 import { normalizeUrl } from "./global-fetch.ts";
+import { wrapperMark } from "./wrapper-mark.ts";
 
-const MARK = Symbol.for("openclaw-refresh-guard.wrapper-mark");
 const OBSERVER = Symbol.for("openclaw-refresh-guard.token-post-observer");
 
 interface ObserverState {
@@ -17,18 +16,7 @@ interface ObserverState {
   onUnguarded: (url: string) => void;
 }
 
-type Holder = { [MARK]?: AsyncLocalStorage<true>; [OBSERVER]?: ObserverState };
-
-function mark(): AsyncLocalStorage<true> {
-  const holder = globalThis as Holder;
-  holder[MARK] ??= new AsyncLocalStorage<true>();
-  return holder[MARK];
-}
-
-/** Runs `fn` (and everything it starts) as seen by the wrapper. */
-export function withinWrapper<T>(fn: () => T): T {
-  return mark().run(true, fn);
-}
+type Holder = { [OBSERVER]?: ObserverState };
 
 /**
  * Calls `onUnguarded(url)` for each POST to one of `tokenUrls` that this thread sends outside the
@@ -44,7 +32,7 @@ export function observeTokenPosts(tokenUrls: readonly string[], onUnguarded: (ur
   }
   const state: ObserverState = { urls, onUnguarded };
   holder[OBSERVER] = state;
-  const als = mark();
+  const als = wrapperMark();
   subscribe("undici:request:create", (message) => {
     try {
       const request = (message as { request?: { method?: unknown; origin?: unknown; path?: unknown } }).request;

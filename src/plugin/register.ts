@@ -12,7 +12,9 @@ import { attachSeams, type SeamReport, seamsAttached } from "../hosts/detect-sea
 import { assessHost, type HostAssessment, needsHostUndici } from "../hosts/host-compat.ts";
 import { observeTokenPosts } from "../hosts/token-post-observer.ts";
 import { installWorkerSeam, type WorkerSeamReport, workerSeamAttached } from "../hosts/worker-seam.ts";
-import { GuardRuntime, type HostLogger, type RuntimeDeps } from "./guard-runtime.ts";
+import { PROVIDERS } from "../providers/registry.ts";
+import type { HostLogger } from "./event-sink.ts";
+import { GuardRuntime, type RuntimeDeps } from "./guard-runtime.ts";
 
 /** The part of OpenClaw's plugin API refresh-guard uses (openclaw/plugin-sdk OpenClawPluginApi). */
 export interface PluginApi {
@@ -59,7 +61,7 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
       log.info(
         formatLine({
           event: "idle",
-          msg: `no provider enabled; set plugins.entries["${PLUGIN_ID}"].config.providers["openai-codex"].enabled to true`,
+          msg: `no provider enabled; set ${PROVIDERS.map((provider) => `plugins.entries["${PLUGIN_ID}"].config.providers["${provider.id}"].enabled`).join(" or ")} to true`,
         }),
       );
     } else if (!host.supported) {
@@ -139,11 +141,11 @@ export async function statusReport(state: PluginState): Promise<StatusReport> {
 function hookReport(state: PluginState): Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem" | "workerThreads"> {
   const seams = seamsAttached();
   const report: Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem" | "workerThreads"> = {
+    workerThreads: workerSeamAttached() ? "attached" : "not attached",
     hook: seams.length > 0 ? "attached" : "not attached",
     // The seam a 2026.6+ host refreshes through comes first.
     seam: seams[0] ?? "none",
     seams,
-    workerThreads: workerSeamAttached() ? "attached" : "not attached",
   };
   if (state.seams?.hostUndiciProblem !== undefined && !seams.includes("host-undici"))
     report.seamProblem = `host-undici: ${state.seams.hostUndiciProblem}`;

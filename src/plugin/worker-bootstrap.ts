@@ -59,7 +59,7 @@ function boot(): void {
   }
   // Only the status record's writer is loaded here, not the guard.
   const noteAttached = (seams: string[]) => {
-    void import("../store/status-store.ts")
+    void import("./status-record.ts")
       .then(({ recordThreadAttached }) => recordThreadAttached(join(handoff.config.guardDir, "status"), seams))
       .catch(() => undefined);
   };

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { parseConfig } from "../../src/config/parse-config.ts";
 import { installWorkerSeam, workerSeamAttached } from "../../src/hosts/worker-seam.ts";
-import { StatusStore } from "../../src/store/status-store.ts";
+import { StatusStore } from "../../src/plugin/status-record.ts";
 import { type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
 
 // The built bootstrap, as it ships (npm run test:unit builds first).

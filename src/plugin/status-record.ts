@@ -8,11 +8,9 @@ import { threadId } from "node:worker_threads";
 
 import { type GuardEvent, OUTCOME_TYPES, type OutcomeType } from "../core/events.ts";
 import { isRecord } from "../oauth/json.ts";
-import { ensurePrivateDir, FILE_MODE } from "./guard-dir.ts";
-import { readRegularFile, SafeReadError } from "./safe-read.ts";
-import { threadLabel } from "./thread-label.ts";
-
-export { SCRIPT_KEY, threadLabel } from "./thread-label.ts";
+import { ensurePrivateDir, FILE_MODE } from "../store/guard-dir.ts";
+import { readRegularFile, SafeReadError } from "../store/safe-read.ts";
+import { threadLabel } from "../store/thread-label.ts";
 
 const MAX_BYTES = 256 * 1024;
 const RECENT = 20;
