@@ -131,10 +131,10 @@ async function gatewayWorld(label: string, options: { plugin: boolean; stateHome
 async function startGatewayOnce(world: HostWorld, port: number, running: GatewayRun[]): Promise<GatewayRun> {
   let gateway: GatewayRun;
   try {
-    gateway = await startGateway(world, 180_000, port);
+    gateway = await startGateway(world, 300_000, port);
   } catch (error) {
     if (!/state lease heartbeat did not become ready/.test((error as Error).message)) throw error;
-    gateway = await startGateway(world, 180_000, port);
+    gateway = await startGateway(world, 300_000, port);
   }
   running.push(gateway);
   return gateway;
