@@ -14,6 +14,7 @@ export type WarningReason =
   | "sibling_write_back_failed"
   | "prune_failed"
   | "backend_unavailable"
+  | "backend_unreplicated"
   | "unguarded_refresh";
 
 export type GuardEvent =
