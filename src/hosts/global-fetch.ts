@@ -5,6 +5,7 @@
 // never wraps twice.
 import type { Redeem } from "../core/guard-context.ts";
 import { parseTokenRequest } from "../oauth/token-wire.ts";
+import { withinWrapper } from "./wrapper-mark.ts";
 
 const STATE = Symbol.for("openclaw-refresh-guard.fetch-interceptor");
 
@@ -114,7 +115,8 @@ function createWrapper(original: Fetch, routes: RouteTable): Fetch {
       guard = undefined;
     }
     if (guard === undefined) return original(input, init);
-    return guarded(original, guard, url, input, init);
+    // Marked: the token-POST observer knows this one went through the wrapper (guarded or a login).
+    return withinWrapper(() => guarded(original, guard, url, input, init));
   };
   // Whatever the original carries (and whatever is set on it later) stays visible on the wrapper.
   Object.setPrototypeOf(wrapper, original);

@@ -74,6 +74,18 @@ export class GuardRuntime {
     return routes;
   }
 
+  /** A token POST left this thread without passing the wrapper (hosts/token-post-observer.ts). */
+  warnUnguarded(provider: string, url: string): void {
+    this.sink.onEvent({
+      type: "warning",
+      provider,
+      reason: "unguarded_refresh",
+      message:
+        `a token POST to ${url} left this thread without refresh-guard (the host refreshed where the guard is not attached); ` +
+        "a refresh_token_reused and a fenced profile may follow",
+    });
+  }
+
   /** Everything the status command shows; reads what exists, opens no guard and creates nothing. */
   report(): Promise<GuardStatus> {
     return guardStatus(this.config, {

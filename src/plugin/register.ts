@@ -10,6 +10,8 @@ import { PLUGIN_ID, parseConfig, type RefreshGuardConfig } from "../config/parse
 import { formatLine } from "../core/events.ts";
 import { attachSeams, type SeamName, type SeamReport, seamsAttached } from "../hosts/detect-seam.ts";
 import { assessHost, type HostAssessment, loginProviderId, needsHostUndici, refreshSeamOf } from "../hosts/host-compat.ts";
+import { observeTokenPosts } from "../hosts/token-post-observer.ts";
+import { installWorkerSeam, type WorkerSeamReport, workerSeamAttached } from "../hosts/worker-seam.ts";
 import { PROVIDERS } from "../providers/registry.ts";
 import type { HostLogger } from "./event-sink.ts";
 import { GuardRuntime, type RuntimeDeps } from "./guard-runtime.ts";
@@ -44,6 +46,7 @@ interface PluginState {
   configProblem?: string;
   host: HostAssessment;
   seams?: SeamReport;
+  workers?: WorkerSeamReport;
 }
 
 export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = process.env): PluginState {
@@ -66,6 +69,7 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
       const seams = attachSeams(state.runtime.routes(), { hostUndiciRequired: needsHostUndici(version) });
       state.seams = seams;
       state.host = assessHost(version, seams);
+      if (seams.attached.length > 0) attachThreads(state, state.runtime, config, { stateDir, agentDirs, seams, log });
       if (!state.host.supported || seams.attached.length === 0) {
         once(log.warn, formatLine({ event: "not_attached", host: version ?? "unknown", msg: state.host.note }));
       } else {
@@ -90,6 +94,38 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
   return state;
 }
 
+/**
+ * Worker threads the host starts from now on load the guard too (worker-seam.ts), and a token POST
+ * that leaves this thread outside the wrapper is reported. (Worker threads note themselves in the
+ * status record when their seam attaches; the main thread's seams are in every status report.)
+ */
+function attachThreads(
+  state: PluginState,
+  runtime: GuardRuntime,
+  config: RefreshGuardConfig,
+  context: { stateDir: string; agentDirs: string[]; seams: SeamReport; log: HostLogger },
+): void {
+  const { seams } = context;
+  state.workers = installWorkerSeam(
+    {
+      config,
+      stateDir: context.stateDir,
+      agentDirs: context.agentDirs,
+      seams: [...seams.attached],
+      ...(seams.hostUndiciPath !== undefined ? { hostUndiciPath: seams.hostUndiciPath } : {}),
+    },
+    WORKER_BOOTSTRAP,
+  );
+  if (!state.workers.attached) context.log.warn(formatLine({ event: "not_attached", thread: "workers", msg: state.workers.problem }));
+  observeTokenPosts(
+    config.providers.map((provider) => provider.tokenUrl),
+    (url) => runtime.warnUnguarded(config.providers.find((provider) => provider.tokenUrl === url)?.id ?? "unknown", url),
+  );
+}
+
+/** The module each new worker thread imports (dist/plugin/worker-bootstrap.js as shipped). */
+const WORKER_BOOTSTRAP = new URL(`./worker-bootstrap${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url).href;
+
 export async function statusReport(state: PluginState): Promise<StatusReport> {
   const report: StatusReport = {
     plugin: { id: PLUGIN_ID, version: PLUGIN_VERSION },
@@ -100,10 +136,11 @@ export async function statusReport(state: PluginState): Promise<StatusReport> {
   return report;
 }
 
-function hookReport(state: PluginState): Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem" | "note"> {
+function hookReport(state: PluginState): Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem" | "note" | "workerThreads"> {
   const seams = seamsAttached();
   const seam = seamInUse(state.host.version, seams);
-  const report: Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem" | "note"> = {
+  const report: Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem" | "note" | "workerThreads"> = {
+    workerThreads: workerSeamAttached() ? "attached" : "not attached",
     hook: seams.length > 0 ? "attached" : "not attached",
     seam,
     seams,
