@@ -5,7 +5,8 @@ import { readFileSync } from "node:fs";
 
 import { describe, expect, it } from "vitest";
 
-import { configSchema, defaultOf, OPTIONS } from "../../src/config/options.ts";
+import { configSchema } from "../../src/config/config-schema.ts";
+import { defaultOf, OPTIONS } from "../../src/config/options.ts";
 import { parseConfig } from "../../src/config/parse-config.ts";
 import { DEFAULT_TIMING } from "../../src/core/timing.ts";
 
@@ -16,24 +17,29 @@ describe("config table", () => {
     expect(manifest.configSchema).toEqual(configSchema());
   });
 
-  it("states defaults that parse to the guard's own timing defaults", () => {
-    const raw: Record<string, Record<string, number> | number> = {};
+  it("states defaults that parse to the guard's own timing defaults, and to the Redis defaults", () => {
+    const raw: Record<string, unknown> = { coordination: { backend: "redis", redis: { url: "redis://cache" } } };
     for (const option of OPTIONS) {
-      if (option.kind !== "number") continue;
-      const [head, tail] = option.path.split(".") as [string, string | undefined];
-      if (tail === undefined) raw[head] = defaultOf(option);
-      else raw[head] = { ...(raw[head] as Record<string, number> | undefined), [tail]: defaultOf(option) };
+      if (option.path === "coordination.backend") continue;
+      if (option.kind === "number" || option.kind === "choice" || (option.kind === "text" && option.default !== undefined))
+        setAt(raw, option.path, option.kind === "number" ? defaultOf(option) : option.default);
     }
-    expect(parseConfig(raw, { stateDir: "/s", home: "/h" }).timing).toEqual(DEFAULT_TIMING);
+    const parsed = parseConfig(raw, { stateDir: "/s", home: "/h" });
+    expect(parsed.timing).toEqual(DEFAULT_TIMING);
+    expect(parsed.coordination).toEqual(
+      parseConfig({ coordination: { backend: "redis", redis: { url: "redis://cache" } } }, { stateDir: "/s", home: "/h" }).coordination,
+    );
   });
 
   it("accepts each bound and refuses just past it", () => {
     for (const option of OPTIONS) {
       if (option.kind !== "number") continue;
-      const [head, tail] = option.path.split(".") as [string, string | undefined];
-      const at = (value: number) => (tail === undefined ? { [head]: value } : { [head]: { [tail]: value } });
-      const wait = option.path === "lock.staleMs" ? { waitTimeoutMs: 600_000 } : {};
-      const withWait = (value: number) => (head === "lock" ? { lock: { ...wait, ...(at(value).lock as object) } } : at(value));
+      const withWait = (value: number) => {
+        const raw: Record<string, unknown> = { coordination: { backend: "redis", redis: { url: "redis://cache" } } };
+        if (option.path === "lock.staleMs") setAt(raw, "lock.waitTimeoutMs", 600_000);
+        setAt(raw, option.path, value);
+        return raw;
+      };
       const context = { stateDir: "/s", home: "/h" };
       if (option.path !== "lock.waitTimeoutMs") expect(() => parseConfig(withWait(option.min), context)).not.toThrow();
       expect(() => parseConfig(withWait(option.max), context)).not.toThrow();
@@ -42,3 +48,10 @@ describe("config table", () => {
     }
   });
 });
+
+function setAt(raw: Record<string, unknown>, path: string, value: unknown): void {
+  const names = path.split(".");
+  let level = raw;
+  for (const name of names.slice(0, -1)) level = (level[name] ??= {}) as Record<string, unknown>;
+  level[names.at(-1) as string] = value;
+}
