@@ -52,6 +52,9 @@ describe("config table", () => {
 function setAt(raw: Record<string, unknown>, path: string, value: unknown): void {
   const names = path.split(".");
   let level = raw;
-  for (const name of names.slice(0, -1)) level = (level[name] ??= {}) as Record<string, unknown>;
+  for (const name of names.slice(0, -1)) {
+    level[name] ??= {};
+    level = level[name] as Record<string, unknown>;
+  }
   level[names.at(-1) as string] = value;
 }
