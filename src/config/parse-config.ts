@@ -53,7 +53,7 @@ export interface ConfigContext {
  * $XDG_STATE_HOME/openclaw-refresh-guard when XDG_STATE_HOME is an absolute path, else
  * ~/.local/state/openclaw-refresh-guard.
  */
-export function defaultGuardDir(home: string, env: NodeJS.ProcessEnv = process.env): string {
+function defaultGuardDir(home: string, env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_STATE_HOME;
   const base = xdg && isAbsolute(xdg) ? xdg : join(home, ".local", "state");
   return join(base, "openclaw-refresh-guard");

@@ -61,6 +61,6 @@ function formatValue(value: string): string {
 }
 
 /** JSON-quoted, so a newline or an escape sequence from outside can never start a forged line. */
-export function quote(text: string): string {
+function quote(text: string): string {
   return JSON.stringify(text).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
 }

@@ -195,7 +195,7 @@ async function awaitEntry(ctx: GuardContext, key: string): Promise<boolean> {
 }
 
 /** The spent marker of `token` as the endpoint's 401, or null. */
-export async function spentRecord(ctx: GuardContext, key: string, token: string): Promise<Redemption | null> {
+async function spentRecord(ctx: GuardContext, key: string, token: string): Promise<Redemption | null> {
   const marker = await ctx.coordination.readSpent(key, token);
   if (marker === null) return null;
   return {

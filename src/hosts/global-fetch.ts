@@ -174,7 +174,7 @@ async function readBody(body: Body | null, request: Request | null): Promise<str
  * One spelling per endpoint: scheme and host in lower case, no default port, no query or fragment,
  * repeated slashes folded, no trailing slash. Anything that is not an absolute URL stays as it is.
  */
-export function normalizeUrl(url: string): string {
+function normalizeUrl(url: string): string {
   let parsed: URL;
   try {
     parsed = new URL(url);

@@ -43,7 +43,7 @@ const RANGES: readonly Range[] = [
   },
 ];
 
-export function parseHostVersion(version: string): [number, number, number] | null {
+function parseHostVersion(version: string): [number, number, number] | null {
   const match = /^(\d{4})\.(\d{1,2})\.(\d{1,3})/.exec(version);
   return match ? [Number(match[1]), Number(match[2]), Number(match[3])] : null;
 }

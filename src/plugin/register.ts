@@ -35,7 +35,7 @@ export interface PluginApi {
 
 export type { CliProgram };
 
-export const PLUGIN_VERSION = readPluginVersion();
+const PLUGIN_VERSION = readPluginVersion();
 
 interface PluginState {
   runtime: GuardRuntime | null;
@@ -92,7 +92,7 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
   return state;
 }
 
-export async function statusReport(state: PluginState): Promise<StatusReport> {
+async function statusReport(state: PluginState): Promise<StatusReport> {
   const report: StatusReport = {
     plugin: { id: PLUGIN_ID, version: PLUGIN_VERSION },
     host: { ...state.host, ...hookReport(state) },

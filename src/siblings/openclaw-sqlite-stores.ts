@@ -15,7 +15,7 @@ import { isRecord } from "../oauth/json.ts";
 import type { SiblingCredential, SiblingSource } from "./sibling-source.ts";
 
 /** The newest schema 2026.9.6 knows (it refuses anything above, and so do we). */
-export const MAX_SCHEMA_VERSION = 23;
+const MAX_SCHEMA_VERSION = 23;
 export const FENCE_PREFIX = "openclaw-oauth-refresh-fence:";
 /** A reader waits at most this long for a writer's lock before skipping the file. */
 const BUSY_TIMEOUT_MS = 250;

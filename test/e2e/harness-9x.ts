@@ -25,7 +25,7 @@ const { DatabaseSync } = createRequire(import.meta.url)("node:sqlite") as typeof
 
 export const STAND_IN_ADDRESS = "198.18.0.1";
 /** Answered for the OpenAI names behind the managed proxy; never connected to. */
-export const PUBLIC_PLACEHOLDER_ADDRESS = "8.8.8.8";
+const PUBLIC_PLACEHOLDER_ADDRESS = "8.8.8.8";
 export const PROFILE = "openai:default";
 export const FENCE_PREFIX = "openclaw-oauth-refresh-fence:";
 export const REFRESH_FAILED_9X = "OAuth token refresh failed for openai";
@@ -191,7 +191,7 @@ export async function seedStore(world: HostWorld, profiles: Record<string, OAuth
 }
 
 /** Writes the shared auth store (and its location marker) and clears cooldowns. The host must not be running. */
-export function seedSharedStore(world: HostWorld, profiles: Record<string, OAuthProfile>): void {
+function seedSharedStore(world: HostWorld, profiles: Record<string, OAuthProfile>): void {
   const db = new DatabaseSync(sharedDbPath(world));
   try {
     const put = db.prepare("INSERT OR REPLACE INTO config_machine_state(state_key, value_json, updated_at_ms) VALUES (?, ?, ?)");
@@ -221,7 +221,7 @@ function readJsonRow(path: string, sql: string): Record<string, OAuthProfile> | 
 }
 
 /** Every store of the world: the shared one ("shared") and each agent's ("agent:<id>"). */
-export async function readStores(world: HostWorld): Promise<Record<string, Record<string, OAuthProfile>>> {
+async function readStores(world: HostWorld): Promise<Record<string, Record<string, OAuthProfile>>> {
   const stores: Record<string, Record<string, OAuthProfile>> = {};
   const shared = readJsonRow(
     sharedDbPath(world),
@@ -332,7 +332,7 @@ export interface GatewayRun {
 }
 
 /** A free TCP port on loopback (closed again before returning). */
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   const { createServer } = await import("node:net");
   return new Promise((resolve, reject) => {
     const server = createServer();
