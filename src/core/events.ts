@@ -13,6 +13,7 @@ export type WarningReason =
   | "sibling_unreadable"
   | "sibling_write_back_failed"
   | "prune_failed"
+  | "late_answer_unjournaled"
   | "backend_unavailable";
 
 export type GuardEvent =

@@ -11,7 +11,6 @@ export interface HostAssessment {
 interface Range {
   from: [number, number, number];
   to: [number, number, number];
-  supported: boolean;
   /** The seam this range refreshes through; without it attached the host is not protected. */
   needs?: "host-undici";
   note: string;
@@ -22,13 +21,11 @@ const RANGES: readonly Range[] = [
   {
     from: [2026, 4, 15],
     to: [2026, 5, 999],
-    supported: true,
     note: "openai-codex refreshes through global fetch; the guard's fetch hook sees and coordinates every refresh",
   },
   {
     from: [2026, 6, 0],
     to: [2026, 9, 6],
-    supported: true,
     needs: "host-undici",
     note:
       "this host sends the token refresh through its own SSRF-guarded undici fetch; the guard wraps that module's fetch " +
@@ -37,7 +34,6 @@ const RANGES: readonly Range[] = [
   {
     from: [2026, 9, 7],
     to: [9999, 12, 999],
-    supported: true,
     needs: "host-undici",
     note: "newer than any tested host (2026.9.6); the guard wraps the host's undici fetch export as on 2026.6 – 2026.9.6, untested",
   },
@@ -92,7 +88,7 @@ function assessByVersion(version: string | null): HostAssessment {
     return { version, supported: true, note: `unrecognised host version ${version}; attaching to every seam found anyway` };
   for (const range of RANGES) {
     if (compare(parsed, range.from) >= 0 && compare(parsed, range.to) <= 0) {
-      return { version, supported: range.supported, note: range.note };
+      return { version, supported: true, note: range.note };
     }
   }
   return {

@@ -51,7 +51,7 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
   const host = assessHost(version);
   const state: PluginState = { runtime: null, host };
   try {
-    const config = parseConfig(pluginConfigOf(api), { stateDir, env });
+    const config = parseConfig(pluginConfigOf(api), { env });
     if (api.registrationMode === "cli-metadata" || api.registrationMode === "setup-only") {
       // Loaded only to describe commands or setup: nothing refreshes in this load.
     } else if (config.providers.length === 0) {
@@ -68,6 +68,8 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
       state.runtime = sharedRuntime(config, { logger: log, stateDir, agentDirs });
       const seams = attachSeams(state.runtime.routes(), { hostUndiciRequired: needsHostUndici(version) });
       state.seams = seams;
+      if (seams.globalFetchProblem !== undefined)
+        log.warn(formatLine({ event: "seam_failed", seam: "global-fetch", msg: seams.globalFetchProblem }));
       state.host = assessHost(version, seams);
       if (!state.host.supported || seams.attached.length === 0) {
         log.warn(formatLine({ event: "not_attached", host: version ?? "unknown", msg: state.host.note }));
@@ -110,8 +112,12 @@ function hookReport(state: PluginState): Pick<StatusReport["host"], "hook" | "se
     seam: seams[0] ?? "none",
     seams,
   };
+  const problems: string[] = [];
   if (state.seams?.hostUndiciProblem !== undefined && !seams.includes("host-undici"))
-    report.seamProblem = `host-undici: ${state.seams.hostUndiciProblem}`;
+    problems.push(`host-undici: ${state.seams.hostUndiciProblem}`);
+  if (state.seams?.globalFetchProblem !== undefined && !seams.includes("global-fetch"))
+    problems.push(`global-fetch: ${state.seams.globalFetchProblem}`);
+  if (problems.length > 0) report.seamProblem = problems.join("; ");
   return report;
 }
 

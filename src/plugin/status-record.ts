@@ -20,7 +20,6 @@ export interface OutcomeRecord {
   provider: string;
   reason?: string;
   code?: string;
-  ms?: number;
 }
 
 export interface OutcomeSummary {
@@ -65,7 +64,6 @@ export class StatusStore {
     const record: OutcomeRecord = { at: this.now(), pid: process.pid, type: event.type, provider: event.provider };
     if ("reason" in event) record.reason = event.reason;
     if ("code" in event && event.code !== undefined) record.code = event.code;
-    if ("ms" in event) record.ms = event.ms;
     const line = `${JSON.stringify(record)}\n`;
     if (!this.coalesce) return this.track(this.append(line));
     this.pending.push(line);
@@ -168,12 +166,11 @@ function parseRecord(line: string): OutcomeRecord | null {
     return null;
   }
   if (!isRecord(parsed)) return null;
-  const { at, pid, type, provider, reason, code, ms } = parsed;
+  const { at, pid, type, provider, reason, code } = parsed;
   if (typeof at !== "number" || typeof pid !== "number" || typeof provider !== "string") return null;
   if (typeof type !== "string" || !(OUTCOME_TYPES as readonly string[]).includes(type)) return null;
   const record: OutcomeRecord = { at, pid, type: type as OutcomeType, provider };
   if (typeof reason === "string") record.reason = reason;
   if (typeof code === "string") record.code = code;
-  if (typeof ms === "number") record.ms = ms;
   return record;
 }

@@ -220,8 +220,6 @@ export class RedisCoordination implements Coordination {
     }, this.options.renewMs);
     heartbeat.unref();
     return {
-      key,
-      path,
       get compromised() {
         return compromised;
       },

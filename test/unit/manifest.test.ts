@@ -24,10 +24,10 @@ describe("config table", () => {
       if (option.kind === "number" || option.kind === "choice" || (option.kind === "text" && option.default !== undefined))
         setAt(raw, option.path, option.kind === "number" ? defaultOf(option) : option.default);
     }
-    const parsed = parseConfig(raw, { stateDir: "/s", home: "/h" });
+    const parsed = parseConfig(raw, { home: "/h" });
     expect(parsed.timing).toEqual(DEFAULT_TIMING);
     expect(parsed.coordination).toEqual(
-      parseConfig({ coordination: { backend: "redis", redis: { url: "redis://cache" } } }, { stateDir: "/s", home: "/h" }).coordination,
+      parseConfig({ coordination: { backend: "redis", redis: { url: "redis://cache" } } }, { home: "/h" }).coordination,
     );
   });
 
@@ -40,7 +40,7 @@ describe("config table", () => {
         setAt(raw, option.path, value);
         return raw;
       };
-      const context = { stateDir: "/s", home: "/h" };
+      const context = { home: "/h" };
       if (option.path !== "lock.waitTimeoutMs") expect(() => parseConfig(withWait(option.min), context)).not.toThrow();
       expect(() => parseConfig(withWait(option.max), context)).not.toThrow();
       expect(() => parseConfig(withWait(option.min - 1), context)).toThrow(/between/);
