@@ -1,6 +1,6 @@
-// The README's Layout table states the architecture: each folder of src/ is one layer, listed top
+// The Layout table (docs/development.md, linked from the README) states the architecture: each folder of src/ is one layer, listed top
 // to bottom, and a layer imports only from itself and the layers below it. This test reads that
-// order from the README itself (so the two cannot drift) and checks every import of src/**/*.ts
+// order from that page itself (so the two cannot drift) and checks every import of src/**/*.ts
 // against it, static and dynamic, type-only included; and that no module takes part in an import cycle.
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -10,11 +10,11 @@ import { describe, expect, it } from "vitest";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const SRC = join(ROOT, "src");
 
-/** The layers, top first, as the README's Layout table lists them (`src/index.ts` is the entry above all). */
+/** The layers, top first, as the Layout table lists them (`src/index.ts` is the entry above all). */
 function layersFromReadme(): string[] {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-  const start = readme.indexOf("### Layout");
-  if (start < 0) throw new Error("README.md has no ### Layout section");
+  const readme = readFileSync(join(ROOT, "docs", "development.md"), "utf8");
+  const start = readme.indexOf("## Layout");
+  if (start < 0) throw new Error("docs/development.md has no ## Layout section");
   const layers: string[] = [];
   for (const line of readme.slice(start).split("\n").slice(1)) {
     if (line.startsWith("#")) break;
@@ -52,7 +52,7 @@ function layerOf(file: string): string {
 const files = sourceFiles(SRC);
 const graph = new Map(files.map((file) => [file, importsOf(file).map((specifier) => resolve(dirname(file), specifier))]));
 
-describe("the layering rule in README's Layout table", () => {
+describe("the layering rule in the Layout table (docs/development.md)", () => {
   const layers = layersFromReadme();
 
   it("lists every folder of src/ exactly once, and nothing that is not there", () => {
