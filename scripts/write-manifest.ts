@@ -2,7 +2,7 @@
 // `npm run manifest`; test/unit/manifest.test.ts fails when the two disagree.
 import { readFileSync, writeFileSync } from "node:fs";
 
-import { configSchema } from "../src/config/config-schema.ts";
+import { configSchema } from "../src/config/options.ts";
 
 const file = new URL("../openclaw.plugin.json", import.meta.url);
 const manifest = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;

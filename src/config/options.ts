@@ -1,62 +1,23 @@
 // Every configuration key in one table: its path under plugins.entries["refresh-guard"].config,
-// type, default, bounds and meaning, the Redis keys under `coordination` included. The code parser
-// (parse-config.ts), the manifest's JSON Schema (config-schema.ts; openclaw.plugin.json, checked by
-// a test and rewritten by `npm run manifest`) and the README's configuration tables (checked by
-// test/unit/config-docs.test.ts) all come from it. `providers` is derived from providers/registry.ts.
+// type, default, bounds and meaning. The code parser (parse-config.ts) and the manifest's JSON
+// Schema (openclaw.plugin.json, checked against `configSchema()` by a test and rewritten by
+// `npm run manifest`) are both derived from it.
 import { DEFAULT_TIMING, type GuardTiming } from "../core/timing.ts";
 import { PROVIDERS } from "../providers/registry.ts";
-import { redactUrl } from "../store/redis-url.ts";
+import { coordinationSchema } from "./coordination-config.ts";
 
 export const PLUGIN_ID = "refresh-guard";
 export const CONFIG_ROOT = `plugins.entries["${PLUGIN_ID}"].config`;
 
-/** Only parsed when another option has this value (the Redis keys: with `coordination.backend` "redis"). */
-export interface OnlyWith {
-  path: string;
-  value: string;
-}
-
-/**
- * A number the user sets in its own unit. A timing option's `scale` turns it into the timing
- * field's milliseconds and its default is the guard's own (core/timing.ts); any other states its default.
- */
+/** A number the user sets in its own unit; `scale` turns it into the timing field's milliseconds. */
 export interface NumberOption {
   kind: "number";
   path: string;
-  target: { timing: keyof GuardTiming } | { default: number };
+  timing: keyof GuardTiming;
   integer: boolean;
   min: number;
   max: number;
   scale: number;
-  /** Named in the "not a number" message (`milliseconds`). */
-  unit?: string;
-  onlyWith?: OnlyWith;
-  description: string;
-}
-
-/** One of a few strings. */
-export interface ChoiceOption {
-  kind: "choice";
-  path: string;
-  values: readonly string[];
-  default: string;
-  onlyWith?: OnlyWith;
-  description: string;
-}
-
-/** A string, checked by `check` (a problem, or undefined when fine). */
-export interface TextOption {
-  kind: "text";
-  path: string;
-  /** What is expected, for messages: `a redis:// or rediss:// URL`. */
-  expected: string;
-  default?: string;
-  /** Set: the key must be given (when its `onlyWith` holds); the text says when (`with backend "redis"`). */
-  required?: string;
-  check: (value: string) => string | undefined;
-  /** What the schema says about the allowed text (`Matches ^rediss?://.`). */
-  note?: string;
-  onlyWith?: OnlyWith;
   description: string;
 }
 
@@ -80,13 +41,7 @@ export interface PathListOption {
   description: string;
 }
 
-export type Option = NumberOption | PathOption | PathListOption | ChoiceOption | TextOption;
-
-/** Descriptions of the groups options sit in (`lock.staleMs` sits in `lock`). */
-export const GROUPS: Readonly<Record<string, string | undefined>> = {
-  lock: "lock settings.",
-  coordination: "How processes coordinate: the guard directory (file) or one Redis server shared by hosts with no shared disk.",
-};
+export type Option = NumberOption | PathOption | PathListOption;
 
 const DAY_MS = 86_400_000;
 
@@ -98,37 +53,7 @@ function numberOption(
   description: string,
   unit: { scale?: number; integer?: boolean } = {},
 ): NumberOption {
-  return { kind: "number", path, target: { timing }, min, max, scale: unit.scale ?? 1, integer: unit.integer ?? true, description };
-}
-
-const WITH_REDIS: OnlyWith = { path: "coordination.backend", value: "redis" };
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-function redisMs(path: string, fallback: number, description: string): NumberOption {
-  const target = { default: fallback };
-  return {
-    kind: "number",
-    path,
-    target,
-    min: 100,
-    max: 60_000,
-    scale: 1,
-    integer: true,
-    unit: "milliseconds",
-    onlyWith: WITH_REDIS,
-    description,
-  };
-}
-
-function checkRedisUrl(value: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return `not a URL: ${redactUrl(value)}`;
-  }
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") return `must start with redis:// or rediss:// (TLS), got ${url.protocol}//`;
-  return undefined;
+  return { kind: "number", path, timing, min, max, scale: unit.scale ?? 1, integer: unit.integer ?? true, description };
 }
 
 export const OPTIONS: readonly Option[] = [
@@ -182,62 +107,88 @@ export const OPTIONS: readonly Option[] = [
     defaultText: '"auto": ~/.openclaw and ~/.openclaw-<profile>',
     description: 'Other OpenClaw state dirs whose stores recovery reads (never writes): "auto", or a list of paths ([] for none).',
   },
-  {
-    kind: "choice",
-    path: "coordination.backend",
-    values: ["file", "redis"],
-    default: "file",
-    description: "file: processes that see one guard directory. redis: every process that reaches coordination.redis.url.",
-  },
-  {
-    kind: "text",
-    path: "coordination.redis.url",
-    expected: "a redis:// or rediss:// URL",
-    required: 'with backend "redis"',
-    check: checkRedisUrl,
-    note: "Matches ^rediss?://.",
-    onlyWith: WITH_REDIS,
-    description:
-      "redis://[user[:password]@]host[:port][/db] or rediss:// for TLS. Required with backend redis. Prefer passwordEnv to a password here.",
-  },
-  {
-    kind: "text",
-    path: "coordination.redis.keyPrefix",
-    expected: "a non-empty string of at most 200 characters",
-    default: "refresh-guard:",
-    check: (value) => (value.length === 0 || value.length > 200 ? "must be 1 to 200 characters" : undefined),
-    note: "1 to 200 characters.",
-    onlyWith: WITH_REDIS,
-    description: "Prefix of every key and channel the guard uses.",
-  },
-  redisMs("coordination.redis.connectTimeoutMs", 2000, "Longest wait to connect before the refresh fails (or falls back)."),
-  redisMs(
-    "coordination.redis.commandTimeoutMs",
-    5000,
-    "Longest wait for one Redis answer (a restart shorter than this is ridden out); then the refresh fails closed.",
-  ),
-  {
-    kind: "text",
-    path: "coordination.redis.passwordEnv",
-    expected: "the name of an environment variable",
-    check: (value) =>
-      ENV_NAME.test(value) ? undefined : `expected the name of an environment variable, got ${JSON.stringify(value.slice(0, 40))}`,
-    note: "Matches ^[A-Za-z_][A-Za-z0-9_]*$.",
-    onlyWith: WITH_REDIS,
-    description: "Environment variable holding the Redis password (used when the URL has none).",
-  },
-  {
-    kind: "choice",
-    path: "coordination.redis.onUnavailable",
-    values: ["fail", "file"],
-    default: "fail",
-    onlyWith: WITH_REDIS,
-    description:
-      "Redis unreachable: fail the refresh (fail closed), or fall back to the local file lock with a warning (coordinates only this machine).",
-  },
 ];
 
 /** The user-facing default of a number option, in its own unit. */
 export function defaultOf(option: NumberOption): number {
-  return "timing" in option.target ? DEFAULT_TIMING[option.target.timing] / option.scale : option.target.default;
+  return DEFAULT_TIMING[option.timing] / option.scale;
+}
+
+/**
+ * The manifest's `configSchema`, derived from OPTIONS and the provider registry. It documents every
+ * key but validates nothing: OpenClaw refuses to run any command while a plugin's config fails its
+ * schema (2026.4.15: "Problem: plugins.entries.refresh-guard.config…", and neither `config unset`
+ * nor `doctor --fix` repairs it), so a typo in this plugin's settings would stop the whole host.
+ * The plugin's own parser checks everything instead, names the path, and attaches nothing.
+ */
+export function configSchema(): Record<string, unknown> {
+  const properties: Record<string, unknown> = {};
+  const providerProperties: Record<string, unknown> = {};
+  for (const provider of PROVIDERS) {
+    for (const id of [provider.id, ...provider.aliases]) {
+      providerProperties[id] = {
+        description: `Guard ${id} refreshes. { "enabled": true|false (default true), "tokenUrl": https URL (default ${provider.tokenUrl}) }.`,
+        properties: {
+          enabled: { description: "Boolean; default true.", default: true },
+          tokenUrl: { description: "https URL (http only on loopback).", default: provider.tokenUrl },
+        },
+      };
+    }
+  }
+  properties.providers = {
+    description: "Providers to guard. A provider not listed, or with enabled: false, is left untouched.",
+    properties: providerProperties,
+  };
+  for (const option of OPTIONS) {
+    const [head, tail] = option.path.split(".") as [string, string | undefined];
+    let schema: Record<string, unknown>;
+    if (option.kind === "number") {
+      const what = option.integer ? "Whole number" : "Number";
+      schema = {
+        description: `${option.description} ${what} from ${option.min} to ${option.max}; default ${defaultOf(option)}.`,
+        default: defaultOf(option),
+      };
+    } else if (option.kind === "path") {
+      schema = {
+        description: `${option.description} ${option.allowFalse ? "Absolute path, ~/path or false" : "Absolute path or ~/path"}; default ${option.defaultText}.`,
+      };
+    } else {
+      schema = { description: `${option.description} Default ${option.defaultText}.` };
+    }
+    if (tail === undefined) {
+      properties[head] = schema;
+    } else {
+      properties[head] ??= { description: `${head} settings.`, properties: {} };
+      (properties[head] as { properties: Record<string, unknown> }).properties[tail] = schema;
+    }
+  }
+  properties.coordination = documentOnly(coordinationSchema());
+  return {
+    description:
+      "Checked by refresh-guard itself (a problem is logged as event=config_invalid and nothing is attached; the host keeps running).",
+    properties,
+  };
+}
+
+/**
+ * A schema node reduced to what documents it: the description (with the bounds, pattern or
+ * allowed values folded into its text), the default, and its properties, but no keyword that
+ * could make the host refuse a config (see configSchema).
+ */
+function documentOnly(node: Record<string, unknown>): Record<string, unknown> {
+  const notes: string[] = [];
+  if (Array.isArray(node.enum)) notes.push(`One of ${node.enum.map((value) => JSON.stringify(value)).join(", ")}.`);
+  if (typeof node.minimum === "number" && typeof node.maximum === "number") notes.push(`From ${node.minimum} to ${node.maximum}.`);
+  if (typeof node.pattern === "string") notes.push(`Matches ${node.pattern}.`);
+  const text = [typeof node.description === "string" ? node.description : "", ...notes].filter((part) => part !== "").join(" ");
+  const result: Record<string, unknown> = {};
+  if (text !== "") result.description = text;
+  if (node.default !== undefined) result.default = node.default;
+  if (typeof node.properties === "object" && node.properties !== null) {
+    const properties: Record<string, unknown> = {};
+    for (const [name, child] of Object.entries(node.properties as Record<string, Record<string, unknown>>))
+      properties[name] = documentOnly(child);
+    result.properties = properties;
+  }
+  return result;
 }

@@ -7,19 +7,8 @@ import { DEFAULT_TIMING, type GuardTiming, heartbeatFor } from "../core/timing.t
 import { ConfigError } from "../errors/errors.ts";
 import { isRecord } from "../oauth/json.ts";
 import { knownProviderIds, providerById } from "../providers/registry.ts";
-import { type CoordinationConfig, coordinationFrom } from "./coordination-config.ts";
-import {
-  type ChoiceOption,
-  CONFIG_ROOT,
-  defaultOf,
-  type NumberOption,
-  OPTIONS,
-  type Option,
-  type PathListOption,
-  type PathOption,
-  PLUGIN_ID,
-  type TextOption,
-} from "./options.ts";
+import { type CoordinationConfig, parseCoordination } from "./coordination-config.ts";
+import { CONFIG_ROOT, type NumberOption, OPTIONS, type PathListOption, type PathOption, PLUGIN_ID } from "./options.ts";
 
 export { CONFIG_ROOT, PLUGIN_ID };
 
@@ -64,48 +53,36 @@ const PROVIDER_KEYS = new Set(["enabled", "tokenUrl"]);
 export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardConfig {
   const config = raw ?? {};
   if (!isRecord(config)) throw new ConfigError(CONFIG_ROOT, `expected an object, got ${describe(config)}`);
-  // Every group an option sits in (`lock`, `coordination`, `coordination.redis`) and the keys it allows.
-  const groups = new Map<string, Set<string>>([["", new Set(["providers"])]]);
+  const groups = new Map<string, Set<string>>();
+  const top = new Set(["providers", "coordination"]);
   for (const option of OPTIONS) {
-    const names = option.path.split(".");
-    for (let depth = 0; depth < names.length; depth += 1) {
-      const group = names.slice(0, depth).join(".");
-      const keys = groups.get(group) ?? new Set<string>();
-      keys.add(names[depth] as string);
-      groups.set(group, keys);
-    }
+    const [head, tail] = option.path.split(".") as [string, string | undefined];
+    top.add(head);
+    if (tail === undefined) continue;
+    const group = groups.get(head) ?? new Set<string>();
+    group.add(tail);
+    groups.set(head, group);
   }
+  rejectUnknown(config, top, CONFIG_ROOT);
   for (const [group, keys] of groups) {
-    const value = group === "" ? config : (valueAt(config, group) ?? {});
-    const path = group === "" ? CONFIG_ROOT : `${CONFIG_ROOT}.${group}`;
-    if (!isRecord(value)) throw new ConfigError(path, `expected an object, got ${describe(value)}`);
-    rejectUnknown(value, keys, path);
+    const value = config[group] ?? {};
+    if (!isRecord(value)) throw new ConfigError(`${CONFIG_ROOT}.${group}`, `expected an object, got ${describe(value)}`);
+    rejectUnknown(value, keys, `${CONFIG_ROOT}.${group}`);
   }
 
   const home = context.home ?? homedir();
   const timing: GuardTiming = { ...DEFAULT_TIMING };
   const fallbackGuardDir = defaultGuardDir(home, context.env);
   const paths = new Map<string, string | null>([["guardDir", fallbackGuardDir]]);
-  const values = new Map<string, unknown>();
+  for (const option of OPTIONS)
+    if (option.kind === "path" && option.homePath !== undefined) paths.set(option.path, join(home, option.homePath));
   let siblingStateDirs: "auto" | string[] = "auto";
   for (const option of OPTIONS) {
-    const only = "onlyWith" in option ? option.onlyWith : undefined;
-    if (only !== undefined && values.get(only.path) !== only.value) continue;
     const value = valueAt(config, option.path);
-    if (option.kind === "path" && option.homePath !== undefined) paths.set(option.path, join(home, option.homePath));
-    if (value === undefined) {
-      const fallback = defaultValue(option);
-      if (fallback !== undefined) values.set(option.path, fallback);
-      continue;
-    }
-    if (option.kind === "number") {
-      const parsed = parseNumber(option, value);
-      values.set(option.path, parsed);
-      if ("timing" in option.target) timing[option.target.timing] = parsed;
-    } else if (option.kind === "path") paths.set(option.path, parsePath(option, value, home));
-    else if (option.kind === "pathList") siblingStateDirs = parsePathList(option, value, home);
-    else if (option.kind === "choice") values.set(option.path, parseChoice(option, value));
-    else values.set(option.path, parseText(option, value));
+    if (value === undefined) continue;
+    if (option.kind === "number") timing[option.timing] = parseNumber(option, value);
+    else if (option.kind === "path") paths.set(option.path, parsePath(option, value, home));
+    else siblingStateDirs = parsePathList(option, value, home);
   }
   timing.updateMs = heartbeatFor(timing.staleMs);
   if (timing.waitTimeoutMs < timing.staleMs) {
@@ -119,36 +96,9 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
     providers: parseProviders(config.providers),
     timing,
     providerFiles: Object.fromEntries([...paths].filter(([key]) => key !== "guardDir")),
-    coordination: coordinationFrom(values),
+    coordination: parseCoordination(config.coordination, CONFIG_ROOT),
     siblingStateDirs,
   };
-}
-
-/** What an option not given stands for; a required one (a Redis URL with backend redis) is refused. */
-function defaultValue(option: Option): unknown {
-  if (option.kind === "number") return "timing" in option.target ? undefined : defaultOf(option);
-  if (option.kind === "choice") return option.default;
-  if (option.kind !== "text") return undefined;
-  if (option.required !== undefined)
-    throw new ConfigError(`${CONFIG_ROOT}.${option.path}`, `required ${option.required}: ${option.expected}, got undefined`);
-  return option.default;
-}
-
-function parseChoice(option: ChoiceOption, value: unknown): string {
-  if (typeof value !== "string" || !option.values.includes(value))
-    throw new ConfigError(
-      `${CONFIG_ROOT}.${option.path}`,
-      `expected ${option.values.map((v) => JSON.stringify(v)).join(" or ")}, got ${describe(value)}`,
-    );
-  return value;
-}
-
-function parseText(option: TextOption, value: unknown): string {
-  const path = `${CONFIG_ROOT}.${option.path}`;
-  if (typeof value !== "string") throw new ConfigError(path, `expected ${option.expected}, got ${describe(value)}`);
-  const problem = option.check(value);
-  if (problem !== undefined) throw new ConfigError(path, problem);
-  return value;
 }
 
 function parseProviders(raw: unknown): ProviderConfig[] {
@@ -170,15 +120,15 @@ function parseProviders(raw: unknown): ProviderConfig[] {
 }
 
 function valueAt(config: Record<string, unknown>, path: string): unknown {
-  let value: unknown = config;
-  for (const name of path.split(".")) value = isRecord(value) ? value[name] : undefined;
-  return value;
+  const [head, tail] = path.split(".") as [string, string | undefined];
+  if (tail === undefined) return config[head];
+  const group = config[head];
+  return isRecord(group) ? group[tail] : undefined;
 }
 
 function parseNumber(option: NumberOption, value: unknown): number {
   const path = `${CONFIG_ROOT}.${option.path}`;
-  if (typeof value !== "number" || !Number.isFinite(value))
-    throw new ConfigError(path, `expected ${option.unit ? `a whole number of ${option.unit}` : "a number"}, got ${describe(value)}`);
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new ConfigError(path, `expected a number, got ${describe(value)}`);
   if (value < option.min || value > option.max)
     throw new ConfigError(path, `must be between ${option.min} and ${option.max}, got ${value}`);
   if (option.integer && !Number.isInteger(value)) throw new ConfigError(path, `expected a whole number, got ${value}`);

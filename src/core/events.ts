@@ -14,7 +14,8 @@ export type WarningReason =
   | "sibling_write_back_failed"
   | "prune_failed"
   | "late_answer_unjournaled"
-  | "backend_unavailable";
+  | "backend_unavailable"
+  | "backend_unreplicated";
 
 export type GuardEvent =
   | { type: "redeemed" | "shared"; provider: string; key: string; hops: number; ms: number }

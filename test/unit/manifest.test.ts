@@ -5,8 +5,7 @@ import { readFileSync } from "node:fs";
 
 import { describe, expect, it } from "vitest";
 
-import { configSchema } from "../../src/config/config-schema.ts";
-import { defaultOf, OPTIONS } from "../../src/config/options.ts";
+import { configSchema, defaultOf, OPTIONS } from "../../src/config/options.ts";
 import { parseConfig } from "../../src/config/parse-config.ts";
 import { DEFAULT_TIMING } from "../../src/core/timing.ts";
 
@@ -17,29 +16,24 @@ describe("config table", () => {
     expect(manifest.configSchema).toEqual(configSchema());
   });
 
-  it("states defaults that parse to the guard's own timing defaults, and to the Redis defaults", () => {
-    const raw: Record<string, unknown> = { coordination: { backend: "redis", redis: { url: "redis://cache" } } };
+  it("states defaults that parse to the guard's own timing defaults", () => {
+    const raw: Record<string, Record<string, number> | number> = {};
     for (const option of OPTIONS) {
-      if (option.path === "coordination.backend") continue;
-      if (option.kind === "number" || option.kind === "choice" || (option.kind === "text" && option.default !== undefined))
-        setAt(raw, option.path, option.kind === "number" ? defaultOf(option) : option.default);
+      if (option.kind !== "number") continue;
+      const [head, tail] = option.path.split(".") as [string, string | undefined];
+      if (tail === undefined) raw[head] = defaultOf(option);
+      else raw[head] = { ...(raw[head] as Record<string, number> | undefined), [tail]: defaultOf(option) };
     }
-    const parsed = parseConfig(raw, { home: "/h" });
-    expect(parsed.timing).toEqual(DEFAULT_TIMING);
-    expect(parsed.coordination).toEqual(
-      parseConfig({ coordination: { backend: "redis", redis: { url: "redis://cache" } } }, { home: "/h" }).coordination,
-    );
+    expect(parseConfig(raw, { home: "/h" }).timing).toEqual(DEFAULT_TIMING);
   });
 
   it("accepts each bound and refuses just past it", () => {
     for (const option of OPTIONS) {
       if (option.kind !== "number") continue;
-      const withWait = (value: number) => {
-        const raw: Record<string, unknown> = { coordination: { backend: "redis", redis: { url: "redis://cache" } } };
-        if (option.path === "lock.staleMs") setAt(raw, "lock.waitTimeoutMs", 600_000);
-        setAt(raw, option.path, value);
-        return raw;
-      };
+      const [head, tail] = option.path.split(".") as [string, string | undefined];
+      const at = (value: number) => (tail === undefined ? { [head]: value } : { [head]: { [tail]: value } });
+      const wait = option.path === "lock.staleMs" ? { waitTimeoutMs: 600_000 } : {};
+      const withWait = (value: number) => (head === "lock" ? { lock: { ...wait, ...(at(value).lock as object) } } : at(value));
       const context = { home: "/h" };
       if (option.path !== "lock.waitTimeoutMs") expect(() => parseConfig(withWait(option.min), context)).not.toThrow();
       expect(() => parseConfig(withWait(option.max), context)).not.toThrow();
@@ -48,13 +42,3 @@ describe("config table", () => {
     }
   });
 });
-
-function setAt(raw: Record<string, unknown>, path: string, value: unknown): void {
-  const names = path.split(".");
-  let level = raw;
-  for (const name of names.slice(0, -1)) {
-    level[name] ??= {};
-    level = level[name] as Record<string, unknown>;
-  }
-  level[names.at(-1) as string] = value;
-}
