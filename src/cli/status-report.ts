@@ -44,7 +44,7 @@ export interface StatusReport {
   plugin: { id: string; version: string };
   host: HostAssessment & {
     hook: "attached" | "not attached";
-    /** The seam the guard sits on ("host-undici" first where attached), or "none". */
+    /** The attached seam this host's token refresh goes through (2026.4/5: global-fetch, 2026.6+: host-undici), or "none". */
     seam: SeamName | "none";
     /** Every attached seam in this process. */
     seams: SeamName[];
@@ -60,7 +60,7 @@ export function formatStatus(report: StatusReport): string {
   const { host } = report;
   lines.push(
     `refresh-guard ${report.plugin.version} on OpenClaw ${host.version ?? "(version unknown)"}: hook ${host.hook}` +
-      `${host.seams.length > 0 ? ` (seam ${host.seams.join(", ")})` : ""}` +
+      `${host.seams.length > 0 ? ` (${seamsText(host.seam, host.seams)})` : ""}` +
       `${host.supported ? "" : " — host not supported"}`,
   );
   if (host.note) lines.push(`  ${host.note}`);
@@ -99,6 +99,12 @@ export function formatStatus(report: StatusReport): string {
     }
   }
   return `${lines.join("\n")}\n`;
+}
+
+function seamsText(seam: string, seams: readonly string[]): string {
+  const others = seams.filter((s) => s !== seam);
+  if (seam === "none") return `seams ${seams.join(", ")}, none of them the one this host refreshes through`;
+  return `seam ${seam}${others.length > 0 ? `; also attached: ${others.join(", ")}` : ""}`;
 }
 
 function coordinationLine(c: GuardStatus["coordination"]): string {

@@ -1,6 +1,7 @@
-// The plugin's configuration, checked a second time in code (the host checks the manifest's JSON
-// Schema first) so that every problem names its full path in openclaw.json. What is allowed comes
-// from the table in options.ts.
+// The plugin's configuration, checked here and only here: the manifest's JSON Schema documents
+// every key but validates none (a host refuses every command while a plugin's config fails its
+// schema), so a problem is reported by this parser, naming its full path in openclaw.json, and the
+// host keeps running. What is allowed comes from the table in options.ts.
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { DEFAULT_TIMING, type GuardTiming, heartbeatFor } from "../core/timing.ts";
@@ -41,7 +42,7 @@ export interface ConfigContext {
  * $XDG_STATE_HOME/openclaw-refresh-guard when XDG_STATE_HOME is an absolute path, else
  * ~/.local/state/openclaw-refresh-guard.
  */
-function defaultGuardDir(home: string, env: NodeJS.ProcessEnv = process.env): string {
+export function defaultGuardDir(home: string, env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_STATE_HOME;
   const base = xdg && isAbsolute(xdg) ? xdg : join(home, ".local", "state");
   return join(base, "openclaw-refresh-guard");

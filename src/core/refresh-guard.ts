@@ -25,6 +25,8 @@ export { DEFAULT_TIMING };
 export interface RefreshGuardOptions {
   /** The provider id as configured (`openai-codex`, or an alias such as `openai`); one providers/registry.ts knows. */
   provider: string;
+  /** The provider id the host's `models auth login --provider` accepts (default: `provider`). */
+  loginProvider?: string;
   /** Where processes coordinate, already opened (plugin/coordination-factory.ts builds the file or Redis backend). */
   coordination: Coordination;
   timing?: Partial<GuardTiming>;
@@ -45,6 +47,7 @@ type Resolved = { kind: "set"; set: TokenSet; hops: number } | { kind: "response
 
 export class RefreshGuard {
   readonly provider: string;
+  private readonly loginProvider: string;
   readonly timing: GuardTiming;
   readonly coordination: Coordination;
   private readonly ctx: GuardContext;
@@ -58,6 +61,7 @@ export class RefreshGuard {
     const rules: Provider | undefined = providerById(options.provider);
     if (rules === undefined) throw new Error(`refresh-guard: unknown provider ${JSON.stringify(options.provider)}`);
     this.provider = options.provider;
+    this.loginProvider = options.loginProvider ?? options.provider;
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.coordination = options.coordination;
     this.ctx = new GuardContext({
@@ -186,7 +190,7 @@ export class RefreshGuard {
           this.provider,
           result.code,
           "the guard marked it spent so no process retries it.",
-          ctx.provider.loginCommand(this.provider),
+          ctx.provider.loginCommand(this.loginProvider),
         );
         ctx.fail(key, "relogin_required", error.message, result.code);
       }

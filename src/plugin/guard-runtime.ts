@@ -23,6 +23,8 @@ export interface RuntimeDeps {
   logger: HostLogger;
   stateDir: string;
   agentDirs?: readonly string[];
+  /** The provider id the host's login command accepts for a configured id (re-login hints). */
+  loginProvider?: (configured: string) => string;
   now?: () => number;
   stage?: (stage: Stage) => Promise<void> | void;
   /**
@@ -104,6 +106,7 @@ export class GuardRuntime {
     if (fellBack) setTimeout(() => this.guards.delete(tokenUrl), FALLBACK_RETRY_MS).unref();
     const guard = new RefreshGuard({
       provider,
+      ...(this.deps.loginProvider ? { loginProvider: this.deps.loginProvider(provider) } : {}),
       coordination,
       timing: this.config.timing,
       siblingSources: siblingSources(this.config, { stateDir: this.deps.stateDir, agentDirs: this.deps.agentDirs ?? [], home: homedir() }),
