@@ -179,7 +179,7 @@ async function measureHotPath(): Promise<HotPathResult> {
     const stateDir = await mkdtemp(join(tmpdir(), "rg-bench-hot-"));
     const config = parseConfig(
       { guardDir: join(stateDir, "refresh-guard"), providers: { "openai-codex": { tokenUrl: `${base}/oauth/token` } } },
-      { stateDir },
+      {},
     );
     const silent = () => undefined;
     const runtime = new GuardRuntime(config, { logger: { info: silent, warn: silent, error: silent }, stateDir });

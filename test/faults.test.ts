@@ -39,7 +39,7 @@ async function scenario(options: StandInOptions = {}) {
   const guardDir = join(stateDir, "refresh-guard");
   const journal = new Journal({ dir: join(guardDir, "journal"), quarantineDir: join(guardDir, "quarantine"), retentionMs: 86_400_000 });
   const report = async () => {
-    const config = parseConfig({ guardDir, providers: { "openai-codex": { tokenUrl: server.url } } }, { stateDir });
+    const config = parseConfig({ guardDir, providers: { "openai-codex": { tokenUrl: server.url } } }, {});
     const status = await new GuardRuntime(config, { logger: silentLogger(), stateDir }).report();
     outputs.push(JSON.stringify(status));
     return status;

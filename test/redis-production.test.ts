@@ -59,7 +59,7 @@ function record<T extends { error?: string }[]>(results: T): T {
 }
 
 async function statusOf(config: Record<string, unknown>, stateDir: string) {
-  const parsed = parseConfig({ ...config, providers: { "openai-codex": { tokenUrl: "http://127.0.0.1:1/oauth/token" } } }, { stateDir });
+  const parsed = parseConfig({ ...config, providers: { "openai-codex": { tokenUrl: "http://127.0.0.1:1/oauth/token" } } }, {});
   const push = (line: string) => texts.push(line);
   const status = await new GuardRuntime(parsed, { logger: { debug: push, info: push, warn: push, error: push }, stateDir }).report();
   texts.push(JSON.stringify(status), statusText(status));

@@ -82,7 +82,7 @@ function logLines(agents: Agent[]): string[] {
 }
 
 async function statusOf(config: Record<string, unknown>, stateDir: string) {
-  const parsed = parseConfig({ ...config, providers: { "openai-codex": { tokenUrl: "http://127.0.0.1:1/oauth/token" } } }, { stateDir });
+  const parsed = parseConfig({ ...config, providers: { "openai-codex": { tokenUrl: "http://127.0.0.1:1/oauth/token" } } }, {});
   const push = (line: string) => outputs.push(line);
   const status = await new GuardRuntime(parsed, { logger: { debug: push, info: push, warn: push, error: push }, stateDir }).report();
   outputs.push(JSON.stringify(status));

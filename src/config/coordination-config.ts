@@ -30,7 +30,7 @@ export type CoordinationConfig =
       onUnavailable: "fail" | "file";
     };
 
-export const DEFAULT_COORDINATION: CoordinationConfig = { backend: "file" };
+const DEFAULT_COORDINATION: CoordinationConfig = { backend: "file" };
 
 type RedisField =
   | "url"

@@ -175,7 +175,7 @@ export function configSchema(): Record<string, unknown> {
  * allowed values folded into its text), the default, and its properties, but no keyword that
  * could make the host refuse a config (see configSchema).
  */
-export function documentOnly(node: Record<string, unknown>): Record<string, unknown> {
+function documentOnly(node: Record<string, unknown>): Record<string, unknown> {
   const notes: string[] = [];
   if (Array.isArray(node.enum)) notes.push(`One of ${node.enum.map((value) => JSON.stringify(value)).join(", ")}.`);
   if (typeof node.minimum === "number" && typeof node.maximum === "number") notes.push(`From ${node.minimum} to ${node.maximum}.`);

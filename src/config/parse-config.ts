@@ -31,7 +31,6 @@ export interface RefreshGuardConfig {
 }
 
 export interface ConfigContext {
-  stateDir: string;
   home?: string;
   /** Environment for XDG_STATE_HOME (default process.env). */
   env?: NodeJS.ProcessEnv;

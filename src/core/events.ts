@@ -13,6 +13,7 @@ export type WarningReason =
   | "sibling_unreadable"
   | "sibling_write_back_failed"
   | "prune_failed"
+  | "late_answer_unjournaled"
   | "backend_unavailable"
   | "backend_unreplicated"
   | "unguarded_refresh";
@@ -63,6 +64,6 @@ function formatValue(value: string): string {
 }
 
 /** JSON-quoted, so a newline or an escape sequence from outside can never start a forged line. */
-export function quote(text: string): string {
+function quote(text: string): string {
   return JSON.stringify(text).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
 }

@@ -183,7 +183,7 @@ export class Recovery {
 }
 
 /** Same account, and the same user: by user id where both have one, else by email. */
-export function sameIdentity(a: Identity, b: Identity): boolean {
+function sameIdentity(a: Identity, b: Identity): boolean {
   if (a.accountId === undefined || a.accountId !== b.accountId) return false;
   if (a.userId !== undefined && b.userId !== undefined)
     return a.userId === b.userId && (a.email === undefined || b.email === undefined || a.email === b.email);

@@ -103,7 +103,14 @@ async function redeemHolding(ctx: GuardContext, lock: HeldLock, key: string, tok
     );
     if (outcome.kind === "timeout") {
       // A request that ignored its abort may still succeed: journal it if it does (first writer wins).
-      const late = exchange.late.then((response) => journalSuccess(ctx, lock, key, token, response)).catch(() => undefined);
+      // A late failure of the request itself is nothing to journal; a journal write that fails is said.
+      const late = exchange.late.then(
+        (response) =>
+          journalSuccess(ctx, lock, key, token, response).catch((failure: Error) =>
+            ctx.warn("late_answer_unjournaled", `the late answer for ${keyLabel(key)} could not be journaled: ${failure.message}`, key),
+          ),
+        () => undefined,
+      );
       const settled = Promise.race([late, delay(ctx.timing.staleMs)]);
       return { kind: "stuck", error, settled };
     }
@@ -195,7 +202,7 @@ async function awaitEntry(ctx: GuardContext, key: string): Promise<boolean> {
 }
 
 /** The spent marker of `token` as the endpoint's own answer (its provider's status and the body it sent), or null. */
-export async function spentRecord(ctx: GuardContext, key: string, token: string): Promise<Redemption | null> {
+async function spentRecord(ctx: GuardContext, key: string, token: string): Promise<Redemption | null> {
   const marker = await ctx.coordination.readSpent(key, token);
   if (marker === null) return null;
   const status = ctx.provider.spentStatus;

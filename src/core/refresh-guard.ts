@@ -20,7 +20,7 @@ import { redeemNewest } from "./redemption.ts";
 import { DEFAULT_TIMING, type GuardTiming, LEFTOVER_LOCK_MS, MAX_CHAIN } from "./timing.ts";
 
 export type { GuardEvent, GuardTiming, Redeem, Stage };
-export { DEFAULT_TIMING, MAX_CHAIN };
+export { DEFAULT_TIMING };
 
 export interface RefreshGuardOptions {
   /** The provider id as configured (`openai-codex`, or an alias such as `openai`); one providers/registry.ts knows. */

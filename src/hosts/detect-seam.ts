@@ -22,9 +22,10 @@ export interface SeamReport {
   attached: SeamName[];
   /** Why host-undici is not attached (absent on hosts that have no undici of their own). */
   hostUndiciProblem?: string;
-  /** Path of the wrapped host undici module (no secret: a file path). */
+  /** Why global-fetch is not attached where installing it failed. */
+  globalFetchProblem?: string;
+  /** The host undici module that was wrapped (handed to worker threads, whose copy is the same file). */
   hostUndiciPath?: string;
-  hostUndiciVersion?: string;
 }
 
 export interface SeamOptions extends ResolveOptions {
@@ -53,7 +54,6 @@ export function attachSeams(routes: ReadonlyMap<string, TokenGuard>, options: Se
       installHostUndiciInterceptor(probe.module, routes);
       report.attached.push("host-undici");
       report.hostUndiciPath = probe.path;
-      if (probe.version !== undefined) report.hostUndiciVersion = probe.version;
     } catch (error) {
       report.hostUndiciProblem = `wrapping ${probe.path} failed: ${(error as Error).message}`;
     }
@@ -68,8 +68,8 @@ export function attachSeams(routes: ReadonlyMap<string, TokenGuard>, options: Se
     if (typeof globalHost.fetch !== "function") throw new Error("globalThis.fetch is not a function");
     installFetchInterceptor(routes, globalHost);
     report.attached.push("global-fetch");
-  } catch {
-    // Reported by its absence from `attached`.
+  } catch (error) {
+    report.globalFetchProblem = (error as Error).message;
   }
   return report;
 }

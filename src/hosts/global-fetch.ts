@@ -200,7 +200,7 @@ async function readBody(body: Body | null, request: Request | null): Promise<str
 }
 
 /** A route key with a `*` is a pattern (`https://*.x.ai/*`), not one URL. */
-export function isUrlPattern(key: string): boolean {
+function isUrlPattern(key: string): boolean {
   return key.includes("*");
 }
 

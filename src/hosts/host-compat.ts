@@ -11,7 +11,6 @@ export interface HostAssessment {
 interface Range {
   from: [number, number, number];
   to: [number, number, number];
-  supported: boolean;
   /** The seam this range refreshes through; without it attached the host is not protected. */
   needs?: "host-undici";
   /** The seam the host's token refresh goes through (status names it as the one in use). */
@@ -24,14 +23,12 @@ const RANGES: readonly Range[] = [
   {
     from: [2026, 4, 15],
     to: [2026, 5, 999],
-    supported: true,
     refreshSeam: "global-fetch",
     note: "openai-codex refreshes through global fetch (global-fetch seam); the guard's fetch hook sees and coordinates every refresh",
   },
   {
     from: [2026, 6, 0],
     to: [2026, 9, 6],
-    supported: true,
     needs: "host-undici",
     refreshSeam: "host-undici",
     note:
@@ -41,14 +38,13 @@ const RANGES: readonly Range[] = [
   {
     from: [2026, 9, 7],
     to: [9999, 12, 999],
-    supported: true,
     needs: "host-undici",
     refreshSeam: "host-undici",
     note: "newer than any tested host (2026.9.6); the guard wraps the host's undici fetch export as on 2026.6 – 2026.9.6, untested",
   },
 ];
 
-export function parseHostVersion(version: string): [number, number, number] | null {
+function parseHostVersion(version: string): [number, number, number] | null {
   const match = /^(\d{4})\.(\d{1,2})\.(\d{1,3})/.exec(version);
   return match ? [Number(match[1]), Number(match[2]), Number(match[3])] : null;
 }
@@ -113,7 +109,7 @@ function assessByVersion(version: string | null): HostAssessment {
     return { version, supported: true, note: `unrecognised host version ${version}; attaching to every seam found anyway` };
   for (const range of RANGES) {
     if (compare(parsed, range.from) >= 0 && compare(parsed, range.to) <= 0) {
-      return { version, supported: range.supported, note: range.note };
+      return { version, supported: true, note: range.note };
     }
   }
   return {

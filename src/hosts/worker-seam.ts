@@ -91,7 +91,7 @@ export function patchWorkerConstructor(url: string): void {
 }
 
 /** The worker's script file name ("prepared-model-catalog.worker.js"), "eval" for inline code. */
-export function scriptName(filename: WorkerArgs[0], evalSource: boolean): string {
+function scriptName(filename: WorkerArgs[0], evalSource: boolean): string {
   if (evalSource) return "eval";
   try {
     if (filename instanceof URL) return filename.protocol === "file:" ? basename(fileURLToPath(filename)) : filename.protocol;

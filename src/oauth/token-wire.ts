@@ -134,7 +134,7 @@ export function jwtClaims(jwt: string): Record<string, unknown> | undefined {
   }
 }
 
-export function jwtIssuedAt(jwt: string): number | undefined {
+function jwtIssuedAt(jwt: string): number | undefined {
   const iat = jwtClaims(jwt)?.iat;
   return typeof iat === "number" && Number.isFinite(iat) ? iat * 1000 : undefined;
 }

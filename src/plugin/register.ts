@@ -37,7 +37,7 @@ export interface PluginApi {
 
 export type { CliProgram };
 
-export const PLUGIN_VERSION = readPluginVersion();
+const PLUGIN_VERSION = readPluginVersion();
 
 interface PluginState {
   runtime: GuardRuntime | null;
@@ -56,7 +56,7 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
   const host = assessHost(version);
   const state: PluginState = { runtime: null, host };
   try {
-    const config = parseConfig(pluginConfigOf(api), { stateDir, env });
+    const config = parseConfig(pluginConfigOf(api), { env });
     if (api.registrationMode === "cli-metadata" || api.registrationMode === "setup-only") {
       // Loaded only to describe commands or setup: nothing refreshes in this load.
     } else if (config.providers.length === 0) {
@@ -68,6 +68,8 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
       state.runtime = sharedRuntime(config, { logger: log, stateDir, agentDirs, loginProvider: (id) => loginProviderId(version, id) });
       const seams = attachSeams(state.runtime.routes(), { hostUndiciRequired: needsHostUndici(version) });
       state.seams = seams;
+      if (seams.globalFetchProblem !== undefined)
+        log.warn(formatLine({ event: "seam_failed", seam: "global-fetch", msg: seams.globalFetchProblem }));
       state.host = assessHost(version, seams);
       if (seams.attached.length > 0) attachThreads(state, state.runtime, config, { stateDir, agentDirs, seams, log });
       if (!state.host.supported || seams.attached.length === 0) {
@@ -126,7 +128,7 @@ function attachThreads(
 /** The module each new worker thread imports (dist/plugin/worker-bootstrap.js as shipped). */
 const WORKER_BOOTSTRAP = new URL(`./worker-bootstrap${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url).href;
 
-export async function statusReport(state: PluginState): Promise<StatusReport> {
+async function statusReport(state: PluginState): Promise<StatusReport> {
   const report: StatusReport = {
     plugin: { id: PLUGIN_ID, version: PLUGIN_VERSION },
     host: { ...state.host, ...hookReport(state) },
@@ -146,8 +148,12 @@ function hookReport(state: PluginState): Pick<StatusReport["host"], "hook" | "se
     seams,
     note: seams.length > 0 ? state.host.note : notAttachedNote(state),
   };
+  const problems: string[] = [];
   if (state.seams?.hostUndiciProblem !== undefined && !seams.includes("host-undici"))
-    report.seamProblem = `host-undici: ${state.seams.hostUndiciProblem}`;
+    problems.push(`host-undici: ${state.seams.hostUndiciProblem}`);
+  if (state.seams?.globalFetchProblem !== undefined && !seams.includes("global-fetch"))
+    problems.push(`global-fetch: ${state.seams.globalFetchProblem}`);
+  if (problems.length > 0) report.seamProblem = problems.join("; ");
   return report;
 }
 

@@ -34,7 +34,6 @@ export interface OutcomeRecord {
   provider: string;
   reason?: string;
   code?: string;
-  ms?: number;
   /** "main" or "worker:<script>" (absent in records written before threads were recorded). */
   thread?: string;
 }
@@ -87,7 +86,6 @@ export class StatusStore {
     const record: OutcomeRecord = { at: this.now(), pid: process.pid, type: event.type, provider: event.provider, thread: THREAD };
     if ("reason" in event) record.reason = event.reason;
     if ("code" in event && event.code !== undefined) record.code = event.code;
-    if ("ms" in event) record.ms = event.ms;
     const line = `${JSON.stringify(record)}\n`;
     if (!this.coalesce) return this.track(this.append(line));
     this.pending.push(line);
@@ -232,13 +230,12 @@ function parseRecord(line: string): OutcomeRecord | null {
     return null;
   }
   if (!isRecord(parsed)) return null;
-  const { at, pid, type, provider, reason, code, ms, thread } = parsed;
+  const { at, pid, type, provider, reason, code, thread } = parsed;
   if (typeof at !== "number" || typeof pid !== "number" || typeof provider !== "string") return null;
   if (typeof type !== "string" || !(OUTCOME_TYPES as readonly string[]).includes(type)) return null;
   const record: OutcomeRecord = { at, pid, type: type as OutcomeType, provider };
   if (typeof reason === "string") record.reason = reason;
   if (typeof code === "string") record.code = code;
-  if (typeof ms === "number") record.ms = ms;
   if (typeof thread === "string" && THREAD_PATTERN.test(thread)) record.thread = thread;
   return record;
 }

@@ -12,9 +12,9 @@
 // An answer without refresh_token passes through unjournaled (the hosts then fail on it themselves).
 import type { Provider } from "./provider.ts";
 
-export const ANTHROPIC_TOKEN_URL = "https://platform.claude.com/v1/oauth/token";
-export const ANTHROPIC_CONSOLE_TOKEN_URL = "https://console.anthropic.com/v1/oauth/token";
-export const INVALID_GRANT = "invalid_grant";
+const ANTHROPIC_TOKEN_URL = "https://platform.claude.com/v1/oauth/token";
+const ANTHROPIC_CONSOLE_TOKEN_URL = "https://console.anthropic.com/v1/oauth/token";
+const INVALID_GRANT = "invalid_grant";
 
 export const anthropic: Provider = {
   id: "anthropic",

@@ -7,11 +7,11 @@ import { jwtClaims } from "../oauth/token-wire.ts";
 import { CODEX_AUTH_FILE, codexCliAuth } from "./openai-codex-cli.ts";
 import type { Identity, Provider } from "./provider.ts";
 
-export const OPENAI_TOKEN_URL = "https://auth.openai.com/oauth/token";
+const OPENAI_TOKEN_URL = "https://auth.openai.com/oauth/token";
 /** JWT claim holding `chatgpt_account_id` (and, in newer tokens, `chatgpt_user_id`). */
 export const ACCOUNT_CLAIM = "https://api.openai.com/auth";
 /** JWT claim holding the profile's email. */
-export const PROFILE_CLAIM = "https://api.openai.com/profile";
+const PROFILE_CLAIM = "https://api.openai.com/profile";
 
 export const REUSED = "refresh_token_reused";
 export const INVALIDATED = "refresh_token_invalidated";

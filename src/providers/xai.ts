@@ -11,8 +11,8 @@
 import { jwtClaims } from "../oauth/token-wire.ts";
 import type { Identity, Provider } from "./provider.ts";
 
-export const XAI_TOKEN_URL = "https://auth.x.ai/oauth2/token";
-export const INVALID_GRANT = "invalid_grant";
+const XAI_TOKEN_URL = "https://auth.x.ai/oauth2/token";
+const INVALID_GRANT = "invalid_grant";
 
 export const xai: Provider = {
   id: "xai",

@@ -49,7 +49,7 @@ export function openClawAgentStores(options: OpenClawStoreOptions): SiblingSourc
 }
 
 /** The OAuth profiles of one store's `profiles` object (the shape every OpenClaw store uses). */
-export function oauthProfiles(profiles: Record<string, unknown>, sourcePrefix: string, providers: readonly string[]): SiblingCredential[] {
+function oauthProfiles(profiles: Record<string, unknown>, sourcePrefix: string, providers: readonly string[]): SiblingCredential[] {
   const credentials: SiblingCredential[] = [];
   for (const [id, profile] of Object.entries(profiles)) {
     if (!isRecord(profile) || profile.type !== "oauth") continue;

@@ -12,10 +12,11 @@ import { createHash } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 import { isRecord } from "../oauth/json.ts";
+import { isAbsent } from "../store/safe-read.ts";
 import type { SiblingCredential, SiblingSource } from "./sibling-source.ts";
 
 /** The newest schema 2026.9.6 knows (it refuses anything above, and so do we). */
-export const MAX_SCHEMA_VERSION = 23;
+const MAX_SCHEMA_VERSION = 23;
 export const FENCE_PREFIX = "openclaw-oauth-refresh-fence:";
 /** A reader waits at most this long for a writer's lock before skipping the file. */
 const BUSY_TIMEOUT_MS = 250;
@@ -60,8 +61,9 @@ export function openClawSqliteStores(options: SqliteStoreOptions): SiblingSource
         let agents: string[] = [];
         try {
           agents = await fsp.readdir(agentsDir);
-        } catch {
-          // No agents.
+        } catch (error) {
+          // No agents/ folder is normal; one that cannot be read is said, as the JSON reader does.
+          if (!isAbsent(error)) warn(`skipped ${agentsDir}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`);
         }
         for (const agent of agents) files.push({ path: join(agentsDir, agent, "agent", "openclaw-agent.sqlite"), query: AGENT_QUERY });
       }

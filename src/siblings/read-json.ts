@@ -2,7 +2,7 @@
 // reading more than a bound, and reporting a problem by the file's name only, never its content.
 import { readRegularFile, SafeReadError } from "../store/safe-read.ts";
 
-export const MAX_STORE_BYTES = 4 * 1024 * 1024;
+const MAX_STORE_BYTES = 4 * 1024 * 1024;
 
 /** Parsed JSON, or undefined (with a warning unless the file is simply absent). */
 export async function readJsonFile(file: string, warn: (message: string) => void): Promise<unknown> {

@@ -7,9 +7,6 @@ import type { SpentMarker } from "./sealed-entry.ts";
 
 /** A lock held by this process on one key (a lease with an owner check). */
 export interface HeldLock {
-  readonly key: string;
-  /** Where the lock lives, for messages: a path or a backend key. Never a token. */
-  readonly path: string;
   /** True once this process learned that another took the lock over. */
   readonly compromised: boolean;
   /** Throws LockCompromisedError unless this process still holds the very lock it took. */

@@ -11,7 +11,6 @@ export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;
 /** Flags for creating a private file that must not exist and must not be a symlink. */
 export const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW;
-export const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
 
 function currentUid(): number | undefined {
   return typeof process.getuid === "function" ? process.getuid() : undefined;

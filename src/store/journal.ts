@@ -17,7 +17,7 @@ import { checkKey, ENTRY_VERSION, MAX_ENTRY_BYTES, openEntry, openSpent, type Sp
 
 export const JOURNAL_VERSION = ENTRY_VERSION;
 /** Temp files older than this were left by a crashed writer. */
-export const TMP_MAX_AGE_MS = 10 * 60 * 1000;
+const TMP_MAX_AGE_MS = 10 * 60 * 1000;
 
 export interface JournalOptions {
   dir: string;

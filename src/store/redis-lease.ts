@@ -127,8 +127,6 @@ export class RedisLeases {
       }
     }
     return {
-      key,
-      path,
       get compromised() {
         return compromised;
       },

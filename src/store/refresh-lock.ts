@@ -90,8 +90,6 @@ export class RefreshLocks {
     };
     let released = false;
     return {
-      key,
-      path,
       get compromised() {
         return compromised;
       },

@@ -8,7 +8,7 @@ import { open, type Sealed, seal } from "./token-crypto.ts";
 export const ENTRY_VERSION = 1;
 /** The largest entry any backend writes or reads back (a 200 with a large id_token fits easily). */
 export const MAX_ENTRY_BYTES = 1024 * 1024;
-export const KEY_PATTERN = /^[0-9a-f]{64}$/;
+const KEY_PATTERN = /^[0-9a-f]{64}$/;
 
 export function checkKey(key: string): string {
   if (!KEY_PATTERN.test(key)) throw new Error("refresh-guard: coordination key must be 64 hex digits");

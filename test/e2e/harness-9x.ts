@@ -36,7 +36,7 @@ const { DatabaseSync } = createRequire(import.meta.url)("node:sqlite") as typeof
 
 export const STAND_IN_ADDRESS = "198.18.0.1";
 /** Answered for the OpenAI names behind the managed proxy; never connected to. */
-export const PUBLIC_PLACEHOLDER_ADDRESS = "8.8.8.8";
+const PUBLIC_PLACEHOLDER_ADDRESS = "8.8.8.8";
 export const PROFILE = "openai:default";
 export const FENCE_PREFIX = "openclaw-oauth-refresh-fence:";
 export const REFRESH_FAILED_9X = "OAuth token refresh failed for openai";
@@ -415,7 +415,7 @@ export async function configureGateway(world: HostWorld, port: number): Promise<
 // Real agent turns through a gateway
 
 /** What a Codex model turn streams back (the host accepts nothing shorter as a completed reply). */
-export function responsesSse(text: string): string {
+function responsesSse(text: string): string {
   const item = { type: "message", id: "msg_1", role: "assistant" };
   const events: Record<string, unknown>[] = [
     { type: "response.created", response: { id: "resp_1", status: "in_progress", output: [] } },
@@ -452,7 +452,7 @@ export async function agentTurn(
   return { run, ok: run.code === 0, text };
 }
 
-export const MODELS_PATH = "/backend-api/codex/models";
+const MODELS_PATH = "/backend-api/codex/models";
 
 /**
  * The token endpoint plus what a real agent turn of 2026.9.6 needs from chatgpt.com: the model list

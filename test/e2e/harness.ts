@@ -15,7 +15,7 @@ import type { TestTls } from "../support/tls.ts";
 import { type Credential, StandInEndpoint } from "../support/token-endpoint-server.ts";
 
 export const PLUGIN_ID = "refresh-guard";
-export const PROFILE_ID = "openai-codex:default";
+const PROFILE_ID = "openai-codex:default";
 export const REFRESH_FAILED = "OAuth token refresh failed for openai-codex";
 const DNS_PRELOAD = join(REPO_ROOT, "test", "support", "dns-preload.mjs");
 const FETCH_OBSERVER = join(REPO_ROOT, "test", "e2e", "fetch-observer.mjs");

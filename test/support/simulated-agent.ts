@@ -133,7 +133,7 @@ if (config.guard !== false) {
       ...(config.redis ? { coordination: { backend: "redis", redis: config.redis } } : {}),
       providers: { "openai-codex": { enabled: true, tokenUrl: config.tokenUrl } },
     },
-    { stateDir: config.stateDir },
+    {},
   );
   const runtime = new GuardRuntime(pluginConfig, {
     logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },

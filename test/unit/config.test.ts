@@ -4,7 +4,7 @@ import { CONFIG_ROOT, parseConfig } from "../../src/config/parse-config.ts";
 import { DEFAULT_TIMING } from "../../src/core/refresh-guard.ts";
 import { ConfigError, ERR_CONFIG } from "../../src/errors/errors.ts";
 
-const context = { stateDir: "/state", home: "/home/u", env: {} };
+const context = { home: "/home/u", env: {} };
 
 function problem(raw: unknown): ConfigError {
   try {
@@ -29,7 +29,7 @@ describe("parseConfig", () => {
   it("puts the default guard dir under an absolute XDG_STATE_HOME, the same for every state dir", () => {
     const env = { XDG_STATE_HOME: "/xdg/state" };
     expect(parseConfig(undefined, { ...context, env }).guardDir).toBe("/xdg/state/openclaw-refresh-guard");
-    expect(parseConfig(undefined, { ...context, stateDir: "/other", env }).guardDir).toBe("/xdg/state/openclaw-refresh-guard");
+    expect(parseConfig(undefined, { ...context, env }).guardDir).toBe("/xdg/state/openclaw-refresh-guard");
     // A relative XDG_STATE_HOME is invalid per the XDG spec and ignored.
     expect(parseConfig(undefined, { ...context, env: { XDG_STATE_HOME: "rel" } }).guardDir).toBe(
       "/home/u/.local/state/openclaw-refresh-guard",

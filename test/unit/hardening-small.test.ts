@@ -91,7 +91,7 @@ describe("log lines", () => {
     const lines: string[] = [];
     const config = parseConfig(
       { providers: { "openai-codex": { enabled: true, tokenUrl: server.url } }, guardDir, codexAuthFile: false },
-      { stateDir: root },
+      {},
     );
     const log = (line: string) => lines.push(line);
     const runtime = new GuardRuntime(config, { logger: { debug: log, info: log, warn: log, error: log }, stateDir: root });

@@ -173,6 +173,14 @@ describe("attachSeams", () => {
     expect(assessed.note).toContain("no undici next to");
   });
 
+  it("says why global-fetch did not attach where installing it failed", async () => {
+    const entry = await fakeHost(join(root, "nofetch"), null);
+    const host = { fetch: undefined as unknown as typeof fetch };
+    const report = attachSeams(new Map(), { resolveSdk: noSdk, argv1: entry, globalHost: host, hostUndiciRequired: false });
+    expect(report.attached).toEqual([]);
+    expect(report.globalFetchProblem).toBe("globalThis.fetch is not a function");
+  });
+
   it("on 2026.4.15 – 2026.5.x keeps the global-fetch hook whether or not the host ships undici", async () => {
     const entry = await fakeHost(join(root, "old"), null);
     const host = globalHost();

@@ -103,3 +103,12 @@ describe("the layering rule in the Layout table (docs/development.md)", () => {
     expect(cycles).toEqual([]);
   });
 });
+
+describe("module size", () => {
+  it("no module of src/ is over 300 lines", () => {
+    const long = files
+      .map((file) => ({ file: relative(SRC, file), lines: readFileSync(file, "utf8").trimEnd().split("\n").length }))
+      .filter(({ lines }) => lines > 300);
+    expect(long).toEqual([]);
+  });
+});

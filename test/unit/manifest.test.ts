@@ -24,7 +24,7 @@ describe("config table", () => {
       if (tail === undefined) raw[head] = defaultOf(option);
       else raw[head] = { ...(raw[head] as Record<string, number> | undefined), [tail]: defaultOf(option) };
     }
-    expect(parseConfig(raw, { stateDir: "/s", home: "/h" }).timing).toEqual(DEFAULT_TIMING);
+    expect(parseConfig(raw, { home: "/h" }).timing).toEqual(DEFAULT_TIMING);
   });
 
   it("accepts each bound and refuses just past it", () => {
@@ -34,7 +34,7 @@ describe("config table", () => {
       const at = (value: number) => (tail === undefined ? { [head]: value } : { [head]: { [tail]: value } });
       const wait = option.path === "lock.staleMs" ? { waitTimeoutMs: 600_000 } : {};
       const withWait = (value: number) => (head === "lock" ? { lock: { ...wait, ...(at(value).lock as object) } } : at(value));
-      const context = { stateDir: "/s", home: "/h" };
+      const context = { home: "/h" };
       if (option.path !== "lock.waitTimeoutMs") expect(() => parseConfig(withWait(option.min), context)).not.toThrow();
       expect(() => parseConfig(withWait(option.max), context)).not.toThrow();
       expect(() => parseConfig(withWait(option.min - 1), context)).toThrow(/between/);

@@ -148,17 +148,14 @@ describe("the registry and the config", () => {
     expect(providerById("anthropic")).toBe(anthropic);
     const config = parseConfig(
       { providers: { "openai-codex": {}, xai: { enabled: true }, anthropic: { enabled: true } } },
-      { stateDir: root, home: root, env: {} },
+      { home: root, env: {} },
     );
     expect(config.providers).toEqual([
       { id: "openai-codex", tokenUrl: "https://auth.openai.com/oauth/token" },
       { id: "xai", tokenUrl: "https://auth.x.ai/oauth2/token" },
       { id: "anthropic", tokenUrl: "https://platform.claude.com/v1/oauth/token" },
     ]);
-    const off = parseConfig(
-      { providers: { xai: { enabled: false }, anthropic: { enabled: false } } },
-      { stateDir: root, home: root, env: {} },
-    );
+    const off = parseConfig({ providers: { xai: { enabled: false }, anthropic: { enabled: false } } }, { home: root, env: {} });
     expect(off.providers).toEqual([]);
   });
 

@@ -69,6 +69,10 @@ describe("README facts match the code", () => {
       ...p.aliases.map((a) => `providers.${a}`),
     ]);
     expect(keys.sort()).toEqual([...providerKeys, ...OPTIONS.map((o) => o.path)].sort());
+    for (const provider of PROVIDERS) {
+      const row = rows.find((cells) => cells[0] === `\`providers["${provider.id}"].tokenUrl\``)!;
+      expect([provider.id, row[1]]).toEqual([provider.id, `\`${provider.tokenUrl}\``]);
+    }
     for (const option of OPTIONS) {
       const row = rows.find((cells) => cells[0] === `\`${option.path}\``)!;
       if (option.kind === "number") {
@@ -122,9 +126,9 @@ describe("README facts match the code", () => {
     }
     expect(config.coordination).toEqual({ backend: "file" });
     const home = "/home/u";
-    const result = parseConfig({ ...config, guardDir: undefined }, { stateDir: "/s", home, env: {} });
+    const result = parseConfig({ ...config, guardDir: undefined }, { home, env: {} });
     expect(result.guardDir).toBe(defaultGuardDir(home, {}));
-    expect(parseConfig(config, { stateDir: "/s", home, env: {} }).guardDir).toBe(defaultGuardDir(home, {}));
+    expect(parseConfig(config, { home, env: {} }).guardDir).toBe(defaultGuardDir(home, {}));
   });
 
   it("every ```sh block of the README sits in a section that test/e2e/readme.test.ts or the dev-commands test runs", () => {

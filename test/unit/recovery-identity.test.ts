@@ -80,7 +80,7 @@ function codexTokens(credential: Credential) {
 async function hostRefresh(refreshToken: string): Promise<Response> {
   const config = parseConfig(
     { providers: { "openai-codex": { enabled: true, tokenUrl: server.url } }, codexAuthFile: codexFile, guardDir: join(root, "guard") },
-    { stateDir, home: join(root, "home") },
+    { home: join(root, "home") },
   );
   const log = (level: string) => (line: string) => lines.push({ level, line });
   const runtime = new GuardRuntime(config, {

@@ -74,7 +74,7 @@ afterAll(async () => {
 });
 
 describe("credentials in the URL", () => {
-  const root = { stateDir: "/tmp/rg-unused" };
+  const root = {};
   it("refuses a password in the query and points to passwordEnv", () => {
     const config = (url: string) => parseConfig({ coordination: { backend: "redis", redis: { url } } }, root);
     expect(() => config("redis://127.0.0.1:6400/?password=s3cret-q")).toThrow(/passwordEnv/);
@@ -111,7 +111,7 @@ describe("Redis' refusals are named", () => {
           coordination: { backend: "redis", redis: { url: redis.url, passwordEnv: "RG_HARDENING_WRONG_PW", connectTimeoutMs: 1000 } },
           providers: { "openai-codex": { tokenUrl: "http://127.0.0.1:1/oauth/token" } },
         },
-        { stateDir },
+        {},
       );
       const quiet = () => undefined;
       const status = await new GuardRuntime(parsed, {

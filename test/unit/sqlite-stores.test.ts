@@ -97,6 +97,16 @@ describe("openClawSqliteStores", () => {
     expect(credentials[1]!.fencedFrom!("rt_spent")).toBe(false);
   });
 
+  it("warns about an agents/ folder it cannot list, like the JSON reader, and still reads the shared store", async () => {
+    const a = join(root, "a");
+    await sharedStore(a, { "openai:default": oauth("rt_shared") });
+    await writeFile(join(a, "agents"), "not a directory");
+    const warnings: string[] = [];
+    const credentials = await openClawSqliteStores({ stateDirs: [a], providers: ["openai"] }).load((m) => warnings.push(m));
+    expect(credentials.map((credential) => credential.refreshToken)).toEqual(["rt_shared"]);
+    expect(warnings).toEqual([`skipped ${join(a, "agents")}: ENOTDIR`]);
+  });
+
   it("refuses a schema newer than 23 and skips a file that is not SQLite, naming the file and never its content", async () => {
     const a = join(root, "a");
     const b = join(root, "b");

@@ -41,7 +41,7 @@ describe("status reads, it never builds", () => {
   ])("on a fresh HOME (%s) reports an empty guard dir and creates no directory", async (_name, raw) => {
     const home = await freshHome();
     const stateDir = join(home, ".openclaw");
-    const config = parseConfig(raw, { stateDir, home, env: {} });
+    const config = parseConfig(raw, { home, env: {} });
     expect(config.guardDir).toBe(join(home, ".local", "state", "openclaw-refresh-guard"));
 
     const report = await new GuardRuntime(config, { logger, stateDir }).report();
@@ -60,7 +60,7 @@ describe("status reads, it never builds", () => {
     await mkdir(join(guardDir, "locks", `${key}.lock`), { recursive: true, mode: 0o700 });
     await chmod(guardDir, 0o700);
     const before = await tree(guardDir);
-    const config = parseConfig({ guardDir, providers: { "openai-codex": {} } }, { stateDir: join(home, ".openclaw"), home, env: {} });
+    const config = parseConfig({ guardDir, providers: { "openai-codex": {} } }, { home, env: {} });
 
     const report = await new GuardRuntime(config, { logger, stateDir: join(home, ".openclaw") }).report();
 
@@ -73,7 +73,7 @@ describe("status reads, it never builds", () => {
     const guardDir = join(home, "guard");
     await mkdir(guardDir);
     await chmod(guardDir, 0o777);
-    const config = parseConfig({ guardDir, providers: { "openai-codex": {} } }, { stateDir: join(home, ".openclaw"), home, env: {} });
+    const config = parseConfig({ guardDir, providers: { "openai-codex": {} } }, { home, env: {} });
 
     const report = await new GuardRuntime(config, { logger, stateDir: join(home, ".openclaw") }).report();
 

@@ -19,24 +19,33 @@ afterEach(async () => {
 
 const shared = (ms: number): GuardEvent => ({ type: "shared", provider: "openai-codex", key: "1a2b3c4d", hops: 1, ms });
 
-async function lines(): Promise<{ type: string; ms: number }[]> {
+/** A clock that says 1, 2, 3… so each record's `at` tells which it was. */
+function ticks(): () => number {
+  let now = 0;
+  return () => {
+    now += 1;
+    return now;
+  };
+}
+
+async function lines(): Promise<{ type: string; at: number }[]> {
   const text = await fsp.readFile(join(root, "outcomes.jsonl"), "utf8");
   return text
     .trimEnd()
     .split("\n")
-    .map((line) => JSON.parse(line) as { type: string; ms: number });
+    .map((line) => JSON.parse(line) as { type: string; at: number });
 }
 
 describe("StatusStore", () => {
   it("coalesces the outcomes of one event-loop turn into one append, after the turn, keeping every record in order", async () => {
-    const store = new StatusStore(root);
+    const store = new StatusStore(root, ticks());
     const writes = [store.record(shared(1)), store.record(shared(2)), store.record(shared(3))];
     // Nothing is written during the turn that recorded them: the callers are answered first.
     expect(existsSync(join(root, "outcomes.jsonl"))).toBe(false);
     // One write serves the whole turn.
     expect(new Set(writes).size).toBe(1);
     await Promise.all(writes);
-    expect((await lines()).map((record) => record.ms)).toEqual([1, 2, 3]);
+    expect((await lines()).map((record) => record.at)).toEqual([1, 2, 3]);
   });
 
   it("shows this process's own outcomes in its summary even before they are written", async () => {
@@ -48,24 +57,24 @@ describe("StatusStore", () => {
   });
 
   it("writes each outcome at once with coalesce off", async () => {
-    const store = new StatusStore(root, Date.now, { coalesce: false });
+    const store = new StatusStore(root, ticks(), { coalesce: false });
     const first = store.record(shared(1));
     const second = store.record(shared(2));
     expect(first).not.toBe(second);
     await Promise.all([first, second]);
-    expect((await lines()).map((record) => record.ms).sort()).toEqual([1, 2]);
+    expect((await lines()).map((record) => record.at).sort()).toEqual([1, 2]);
   });
 
   it("writes coalesced outcomes synchronously when the process exits before the next turn", async () => {
     const { spawnSync } = await import("node:child_process");
     const script = [
       `import { StatusStore } from ${JSON.stringify(new URL("../../src/plugin/status-record.ts", import.meta.url).href)};`,
-      `const store = new StatusStore(${JSON.stringify(root)});`,
+      `const store = new StatusStore(${JSON.stringify(root)}, () => 9);`,
       `void store.record({ type: "shared", provider: "openai-codex", key: "1a2b3c4d", hops: 1, ms: 9 });`,
       `process.exit(0);`,
     ].join("\n");
     const run = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
     expect(run.status, run.stderr).toBe(0);
-    expect((await lines()).map((record) => record.ms)).toEqual([9]);
+    expect((await lines()).map((record) => record.at)).toEqual([9]);
   });
 });

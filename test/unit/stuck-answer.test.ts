@@ -103,3 +103,32 @@ describe("a token answer larger than the journal's cap", () => {
     expect(server.counters.redemptions).toBe(1);
   });
 });
+
+describe("a late answer that cannot be journaled", () => {
+  it("is reported as a warning event, not dropped", async () => {
+    const credential = server.issue();
+    const guard = await openFileGuard({ provider: "openai-codex", guardDir, timing: TIMING, onEvent: (event) => events.push(event) });
+    let writes = 0;
+    guard.coordination.writeEntry = async () => {
+      writes += 1;
+      throw new Error("disk full");
+    };
+    // The request ignores its abort and answers after the caller has timed out.
+    const late: Redeem = async (refreshToken) => {
+      await new Promise((resolve) => setTimeout(resolve, TIMING.requestTimeoutMs * 2));
+      return realRedeem(refreshToken, new AbortController().signal);
+    };
+
+    const error = await guard.refresh(credential.refresh, late).then(
+      () => null,
+      (reason: unknown) => reason as Error,
+    );
+    expect(error?.name).toBe("TimeoutError");
+    await expect.poll(() => events.find((event) => event.type === "warning" && event.reason === "late_answer_unjournaled")).toBeDefined();
+    const warning = events.find((event) => event.type === "warning" && event.reason === "late_answer_unjournaled");
+    expect(writes).toBe(1);
+    expect(warning).toMatchObject({ provider: "openai-codex", key: tokenKey(credential.refresh).slice(0, 8) });
+    expect(JSON.stringify(warning)).toContain("disk full");
+    expect(JSON.stringify(events)).not.toContain(credential.refresh);
+  });
+});

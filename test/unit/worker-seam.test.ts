@@ -66,10 +66,7 @@ beforeAll(async () => {
   await writeFile(join(root, "idle.worker.mjs"), IDLE_WORKER);
   server = await startStandIn();
   guardDir = join(root, "guard");
-  const config = parseConfig(
-    { guardDir, providers: { openai: { enabled: true, tokenUrl: server.url } } },
-    { stateDir: join(root, "state") },
-  );
+  const config = parseConfig({ guardDir, providers: { openai: { enabled: true, tokenUrl: server.url } } }, {});
   const report = installWorkerSeam(
     {
       config,
