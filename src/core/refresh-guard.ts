@@ -90,6 +90,8 @@ export class RefreshGuard {
           onCompromised: (key) => ctx?.warn("lock_compromised", `lock ${keyLabel(key)} was taken over while held; stepping back`, key),
           onClockSkew: (key, _path, aheadMs) =>
             ctx?.warn("lock_clock_skew", `lock ${keyLabel(key)} mtime is ${aheadMs} ms in the future; removed it`, key),
+          onDeadHolder: (key, _path, proof, pid) =>
+            ctx?.warn("lock_holder_dead", `lock ${keyLabel(key)} was held by pid ${pid}, proven ${proof}; taken over at once`, key),
           onBlocked: (path, movedTo) => ctx?.warn("lock_blocked", `${path} was not a lock; moved it to ${movedTo}`),
         },
         onQuarantine: (error) => ctx?.warn("journal_quarantined", error.message),

@@ -1,9 +1,16 @@
 // One cross-process lock per coordination key (proper-lockfile: an atomic mkdir whose mtime the
 // holder refreshes as a heartbeat; a lock whose mtime is older than `staleMs` belongs to a dead or
 // frozen holder and is taken over). This module only tries once; the caller decides how to wait.
+//
+// A holder that is provably dead (process-identity.ts: same boot and pid namespace, and its pid
+// gone, a zombie, or reused) need not be waited out for `staleMs`: a waiter breaks its lock at
+// once. The owner record names the lock directory it belongs to (inode and birth time), so a
+// record left by an earlier holder never condemns a newer lock; breakers take turns on a
+// `<key>.breaking` directory and each re-checks, under it, that the lock is still the dead
+// holder's before moving it aside in one rename. Anything unproven waits for the heartbeat.
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import { promises as fsp } from "node:fs";
+import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, promises as fsp, readSync, renameSync, rmdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import lockfile from "proper-lockfile";
 
@@ -11,7 +18,8 @@ import { LockCompromisedError } from "../core/errors.ts";
 import { isRecord } from "../oauth/json.ts";
 import type { HeldLock, LockEvents, LockHolder } from "./coordination.ts";
 import { CREATE_FLAGS, DIR_MODE, FILE_MODE, lstatOrNull } from "./guard-dir.ts";
-import { isAbsent, readRegularFile, SafeReadError } from "./safe-read.ts";
+import { type ProcessIdentity, proveDead, selfIdentity } from "./process-identity.ts";
+import { isAbsent, SAFE_READ_FLAGS } from "./safe-read.ts";
 
 export type { HeldLock, LockEvents, LockHolder };
 
@@ -52,6 +60,10 @@ export class RefreshLocks {
   /** Takes the lock for `key` if it is free or stale; null while a live holder has it. */
   async tryAcquire(key: string): Promise<HeldLock | null> {
     const path = this.lockPath(key);
+    // A fresh lock directory: a live holder's unless its death is proven. Deciding that from one
+    // stat spares the waiter proper-lockfile's mkdir-and-stat on every poll.
+    const held = lstatSyncOrNull(path);
+    if (held?.isDirectory() && Math.abs(this.now() - held.mtimeMs) <= this.timing.staleMs && !this.breakDead(key, path, held)) return null;
     let compromised = false;
     let release: () => Promise<void>;
     try {
@@ -62,6 +74,8 @@ export class RefreshLocks {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ELOCKED") {
+        const stat = lstatSyncOrNull(path);
+        if (stat?.isDirectory() && this.breakDead(key, path, stat)) return this.tryAcquire(key);
         await this.breakFutureLock(key, path);
         return null;
       }
@@ -74,7 +88,7 @@ export class RefreshLocks {
       }
       throw error;
     }
-    const stat = await fsp.stat(path);
+    const stat = fs.statSync(path);
     // A taken-over lock is a new directory at the same path, and filesystems reuse a freed inode
     // number at once (ext4 does), so the inode alone cannot tell ours from the newcomer's: compare
     // the birth time too, and a nonce in the owner record that a newcomer overwrites.
@@ -82,11 +96,11 @@ export class RefreshLocks {
     const birthtimeMs = stat.birthtimeMs;
     const nonce = randomBytes(8).toString("hex");
     const ownerPath = join(this.dir, `${key}.owner`);
-    await writeOwner(ownerPath, { pid: process.pid, since: this.now(), nonce });
+    writeOwner(ownerPath, { ...selfIdentity(), since: this.now(), nonce, lock: { ino, born: birthtimeMs } });
     const stillOurs = async (): Promise<boolean> => {
-      const current = await lstatOrNull(path);
+      const current = lstatSyncOrNull(path);
       if (current === null || current.ino !== ino || current.birthtimeMs !== birthtimeMs) return false;
-      return (await readOwnerNonce(ownerPath)) === nonce;
+      return readOwnerNonce(ownerPath) === nonce;
     };
     let released = false;
     return {
@@ -108,7 +122,7 @@ export class RefreshLocks {
         // Taken over: the directory at `path` is the new holder's; removing it would free their lock.
         // Our heartbeat finds the foreign mtime on its next beat and stops by itself.
         if (compromised) return;
-        await fsp.rm(ownerPath, { force: true });
+        rmSync(ownerPath, { force: true });
         try {
           await release();
         } catch (error) {
@@ -118,6 +132,48 @@ export class RefreshLocks {
         }
       },
     };
+  }
+
+  /**
+   * Breaks the lock at `path` (whose stat is `stat`) if its owner record belongs to this very lock
+   * directory and proves its holder dead; true if the lock is gone (now or meanwhile) and a try may
+   * take it. False while the holder may live, the record is missing or another breaker is at work.
+   */
+  private breakDead(key: string, path: string, stat: fs.Stats): boolean {
+    const ownerPath = join(this.dir, `${key}.owner`);
+    const owner = readOwner(ownerPath);
+    if (owner === null || !ownsLock(owner, stat)) return false;
+    const proof = proveDead(owner as Partial<ProcessIdentity>);
+    if (proof === null) return false;
+    // Breakers take turns: whoever creates `<key>.breaking` checks and moves; the others wait a poll.
+    const turn = join(this.dir, `${key}.breaking`);
+    try {
+      mkdirSync(turn, { mode: DIR_MODE });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      // A breaker that died mid-turn left its directory: clear it after staleMs; the next poll tries again.
+      const left = lstatSyncOrNull(turn);
+      if (left !== null && this.now() - left.mtimeMs > this.timing.staleMs) rmSync(turn, { recursive: true, force: true });
+      return false;
+    }
+    try {
+      // Compare, then take: still the same directory and the same dead holder's record?
+      const now = lstatSyncOrNull(path);
+      if (now === null) return true;
+      if (now.ino !== stat.ino || now.birthtimeMs !== stat.birthtimeMs) return false;
+      const again = readOwner(ownerPath);
+      if (again === null || again.nonce !== owner.nonce || !ownsLock(again, now)) return false;
+      // The record first, so a newcomer's record is never the one removed; then the lock in one rename.
+      const aside = join(this.dir, `.dead-${key}-${this.now()}-${randomBytes(3).toString("hex")}`);
+      renameSync(ownerPath, `${aside}.owner`);
+      renameSync(path, aside);
+      rmSync(`${aside}.owner`, { force: true });
+      rmSync(aside, { recursive: true, force: true });
+      this.events.onDeadHolder?.(key, path, proof, owner.pid as number);
+      return true;
+    } finally {
+      rmdirSync(turn);
+    }
   }
 
   /** Moves whatever blocks the lock path to `<locks>/.aside-<name>-<time>` (kept for inspection). */
@@ -205,6 +261,12 @@ export class RefreshLocks {
       }
     }
     for (const name of names) {
+      // A breaker that died between moving a dead holder's lock aside and removing it.
+      if ((name.startsWith(".dead-") || name.endsWith(".breaking")) && (await old(name, OWNER_TMP_MAX_AGE_MS))) {
+        await fsp.rm(join(this.dir, name), { recursive: true, force: true });
+        removed += 1;
+        continue;
+      }
       if (name.includes(".owner.") && name.endsWith(".tmp") && (await old(name, OWNER_TMP_MAX_AGE_MS))?.isFile()) {
         await fsp.rm(join(this.dir, name), { force: true });
         removed += 1;
@@ -239,7 +301,7 @@ export class RefreshLocks {
       const born = stat.birthtimeMs > 0 ? stat.birthtimeMs : stat.ctimeMs;
       const holder: LockHolder = { key, ageMs: Math.max(0, Math.round(this.now() - born)) };
       // No owner record (crashed between mkdir and write), or not one: age alone.
-      const owner = await readOwner(join(this.dir, `${key}.owner`));
+      const owner = readOwner(join(this.dir, `${key}.owner`));
       if (typeof owner?.pid === "number") holder.pid = owner.pid;
       if (typeof owner?.since === "number") holder.ageMs = Math.max(0, Math.round(this.now() - owner.since));
       holders.push(holder);
@@ -254,14 +316,46 @@ const PRIVATE_FS = {
   mkdir: (path: string, callback: (error: NodeJS.ErrnoException | null) => void) => fs.mkdir(path, { mode: DIR_MODE }, callback),
 };
 
-/** The owner record, or null when absent or not a readable record (never blocks on a FIFO). */
-async function readOwner(path: string): Promise<{ pid?: unknown; since?: unknown; nonce?: unknown } | null> {
+/** An owner record's fields, as read (checked where used). */
+type OwnerRecord = Record<string, unknown> & { pid?: unknown; since?: unknown; nonce?: unknown; lock?: unknown };
+
+/** Whether `owner` was written for the lock directory `stat` (the same inode and birth time). */
+function ownsLock(owner: OwnerRecord, stat: fs.Stats): boolean {
+  const lock = owner.lock;
+  return isRecord(lock) && lock.ino === stat.ino && lock.born === stat.birthtimeMs;
+}
+
+function lstatSyncOrNull(path: string): fs.Stats | null {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    if (isAbsent(error)) return null;
+    throw error;
+  }
+}
+
+/**
+ * The owner record, or null when absent or not a readable record. Synchronous: a few dozen bytes,
+ * opened without blocking and without following a link (never hangs on a FIFO).
+ */
+function readOwner(path: string): OwnerRecord | null {
+  let fd: number;
+  try {
+    fd = openSync(path, SAFE_READ_FLAGS);
+  } catch {
+    return null;
+  }
   let text: string;
   try {
-    text = await readRegularFile(path, MAX_OWNER_BYTES);
-  } catch (error) {
-    if (error instanceof SafeReadError) return null;
-    throw error;
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || stat.size > MAX_OWNER_BYTES) return null;
+    const buffer = Buffer.alloc(stat.size);
+    const read = readSync(fd, buffer, 0, stat.size, 0);
+    text = buffer.toString("utf8", 0, read);
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
   }
   try {
     const owner: unknown = JSON.parse(text);
@@ -271,18 +365,19 @@ async function readOwner(path: string): Promise<{ pid?: unknown; since?: unknown
   }
 }
 
-async function readOwnerNonce(path: string): Promise<string | undefined> {
-  const nonce = (await readOwner(path))?.nonce;
+function readOwnerNonce(path: string): string | undefined {
+  const nonce = readOwner(path)?.nonce;
   return typeof nonce === "string" ? nonce : undefined;
 }
 
-async function writeOwner(path: string, owner: { pid: number; since: number; nonce: string }): Promise<void> {
+/** Written beside the lock and renamed into place: a reader sees the whole record or none. */
+function writeOwner(path: string, owner: ProcessIdentity & { since: number; nonce: string; lock: { ino: number; born: number } }): void {
   const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  const handle = await fsp.open(tmp, CREATE_FLAGS, FILE_MODE);
+  const fd = openSync(tmp, CREATE_FLAGS, FILE_MODE);
   try {
-    await handle.writeFile(JSON.stringify(owner));
+    fs.writeSync(fd, JSON.stringify(owner));
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
-  await fsp.rename(tmp, path);
+  renameSync(tmp, path);
 }
