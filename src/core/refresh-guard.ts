@@ -37,13 +37,6 @@ export interface RefreshGuardOptions {
   now?: () => number;
   onEvent?: (event: GuardEvent) => void;
   stage?: (stage: Stage) => Promise<void> | void;
-  /**
-   * Lean waits (default true): a waiter keeps its directory watch open between polls, re-checks
-   * the journal after a poll only where the backend cannot vouch that nothing changed, and takes
-   * the journal entry's own event as "advanced" without a separate stat. False: every poll
-   * re-checks everything and reopens the watch (the benchmark's "before").
-   */
-  leanWaits?: boolean;
 }
 
 /** `hops`: journal entries a reader walks from the presented token to `set`, once this resolution is done. */
@@ -76,7 +69,6 @@ export class RefreshGuard {
     const emit = options.onEvent ?? (() => undefined);
     const stage = options.stage ?? (() => undefined);
     const rules: Provider = providerById(options.provider) ?? openai;
-    const leanWaits = options.leanWaits ?? true;
     let ctx: GuardContext | undefined;
     this.coordination =
       options.coordination ??
@@ -95,8 +87,8 @@ export class RefreshGuard {
           onBlocked: (path, movedTo) => ctx?.warn("lock_blocked", `${path} was not a lock; moved it to ${movedTo}`),
         },
         onQuarantine: (error) => ctx?.warn("journal_quarantined", error.message),
-        midWrite: () => stage("journal-mid-write"),
-        watchLingerMs: leanWaits ? this.timing.pollMs * 4 : 0,
+        beforeLink: () => stage("journal-before-link"),
+        watchLingerMs: this.timing.pollMs * 4,
       });
     ctx = new GuardContext({
       providerId: options.provider,
@@ -106,7 +98,6 @@ export class RefreshGuard {
       now,
       stage,
       emit,
-      leanWaits,
     });
     this.ctx = ctx;
     this.recovery = new Recovery(ctx, options.siblingSources ?? []);

@@ -34,11 +34,6 @@ export interface RuntimeDeps {
   agentDirs?: readonly string[];
   now?: () => number;
   stage?: (stage: Stage) => Promise<void> | void;
-  /**
-   * The waiter-path optimisations (default true): outcomes of one event-loop turn written as one
-   * status append, and the guard's lean waits. False only for the benchmark's "before".
-   */
-  waiterOptimisation?: boolean;
 }
 
 export interface CoordinationStatus {
@@ -81,7 +76,7 @@ export class GuardRuntime {
   constructor(config: RefreshGuardConfig, deps: RuntimeDeps) {
     this.config = config;
     this.deps = deps;
-    this.status = new StatusStore(join(config.guardDir, "status"), deps.now, { coalesce: deps.waiterOptimisation ?? true });
+    this.status = new StatusStore(join(config.guardDir, "status"), deps.now);
   }
 
   /** Token URL → guard, for the fetch interceptor. Providers that share an endpoint share a guard. */
@@ -204,7 +199,6 @@ export class GuardRuntime {
       onEvent: (event) => this.onEvent(event),
       ...(this.deps.now ? { now: this.deps.now } : {}),
       ...(this.deps.stage ? { stage: this.deps.stage } : {}),
-      ...(this.deps.waiterOptimisation === false ? { leanWaits: false } : {}),
     });
     await ensurePrivateDir(this.status.dir);
     return guard;

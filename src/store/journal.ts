@@ -20,13 +20,18 @@ export const TMP_MAX_AGE_MS = 10 * 60 * 1000;
 
 export interface JournalOptions {
   dir: string;
+  /**
+   * Where entries are written before they are linked into `dir` (default: `dir`). Same filesystem;
+   * outside the watched journal directory, so a write does not wake every waiter's watch.
+   */
+  tmpDir?: string;
   quarantineDir: string;
   retentionMs: number;
   now?: () => number;
   /** Called once per entry moved to quarantine. */
   onQuarantine?: (error: JournalCorruptError) => void;
-  /** Test seam: runs between the two halves of an entry's write (a crash there leaves a temp file). */
-  midWrite?: () => Promise<void> | void;
+  /** Test seam: runs once the temp file is whole and synced, before it is linked (a crash there leaves a temp file). */
+  beforeLink?: () => Promise<void> | void;
 }
 
 export type Tombstone = SpentMarker;
@@ -125,18 +130,16 @@ export class Journal {
 
   /** Writes `content` at `path` unless something is there; true if this call created it. */
   private async writeOnce(path: string, content: string): Promise<boolean> {
-    const tmp = join(this.dir, `.${randomBytes(8).toString("hex")}.tmp`);
+    const tmp = join(this.options.tmpDir ?? this.dir, `.${randomBytes(8).toString("hex")}.tmp`);
     const handle = await fsp.open(tmp, CREATE_FLAGS, FILE_MODE);
     try {
-      const half = Math.floor(content.length / 2);
-      await handle.write(content.slice(0, half));
-      await this.options.midWrite?.();
-      await handle.write(content.slice(half));
+      await handle.write(content);
       await handle.chmod(FILE_MODE);
       await handle.sync();
     } finally {
       await handle.close();
     }
+    await this.options.beforeLink?.();
     try {
       await fsp.link(tmp, path);
     } catch (error) {
@@ -168,7 +171,7 @@ export class Journal {
   async prune(): Promise<number> {
     const now = this.now();
     let removed = 0;
-    for await (const file of this.files()) {
+    for await (const file of this.files(true)) {
       const maxAge = file.name.endsWith(".tmp") ? TMP_MAX_AGE_MS : this.options.retentionMs;
       if (now - file.stat.mtimeMs > maxAge) {
         await fsp.rm(file.path, { force: true });
@@ -189,12 +192,14 @@ export class Journal {
     return result;
   }
 
-  /** Every regular file of the journal and of the quarantine. */
-  private async *files() {
-    for (const [dir, quarantined] of [
+  /** Every regular file of the journal and of the quarantine (and, with `temp`, of the temp directory). */
+  private async *files(temp = false) {
+    const dirs: [string, boolean][] = [
       [this.dir, false],
       [this.options.quarantineDir, true],
-    ] as const) {
+    ];
+    if (temp && this.options.tmpDir !== undefined && this.options.tmpDir !== this.dir) dirs.push([this.options.tmpDir, false]);
+    for (const [dir, quarantined] of dirs) {
       let names: string[];
       try {
         names = await fsp.readdir(dir);

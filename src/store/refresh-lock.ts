@@ -10,7 +10,7 @@
 // holder's before moving it aside in one rename. Anything unproven waits for the heartbeat.
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, promises as fsp, readSync, renameSync, rmdirSync, rmSync } from "node:fs";
+import { closeSync, promises as fsp, fstatSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import lockfile from "proper-lockfile";
 
@@ -40,9 +40,12 @@ export class RefreshLocks {
   private readonly timing: LockTiming;
   private readonly events: LockEvents;
   private readonly now: () => number;
+  /** Where owner records are written before they are renamed into place (same filesystem). */
+  private readonly tmpDir: string;
 
-  constructor(dir: string, timing: LockTiming, events: LockEvents = {}, now: () => number = Date.now) {
+  constructor(dir: string, timing: LockTiming, events: LockEvents = {}, now: () => number = Date.now, tmpDir = dir) {
     this.dir = dir;
+    this.tmpDir = tmpDir;
     this.timing = timing;
     this.events = events;
     this.now = now;
@@ -96,7 +99,7 @@ export class RefreshLocks {
     const birthtimeMs = stat.birthtimeMs;
     const nonce = randomBytes(8).toString("hex");
     const ownerPath = join(this.dir, `${key}.owner`);
-    writeOwner(ownerPath, { ...selfIdentity(), since: this.now(), nonce, lock: { ino, born: birthtimeMs } });
+    writeOwner(ownerPath, this.tmpDir, { ...selfIdentity(), since: this.now(), nonce, lock: { ino, born: birthtimeMs } });
     const stillOurs = async (): Promise<boolean> => {
       const current = lstatSyncOrNull(path);
       if (current === null || current.ino !== ino || current.birthtimeMs !== birthtimeMs) return false;
@@ -371,8 +374,12 @@ function readOwnerNonce(path: string): string | undefined {
 }
 
 /** Written beside the lock and renamed into place: a reader sees the whole record or none. */
-function writeOwner(path: string, owner: ProcessIdentity & { since: number; nonce: string; lock: { ino: number; born: number } }): void {
-  const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+function writeOwner(
+  path: string,
+  tmpDir: string,
+  owner: ProcessIdentity & { since: number; nonce: string; lock: { ino: number; born: number } },
+): void {
+  const tmp = join(tmpDir, `${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   const fd = openSync(tmp, CREATE_FLAGS, FILE_MODE);
   try {
     fs.writeSync(fd, JSON.stringify(owner));
