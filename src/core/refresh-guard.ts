@@ -5,7 +5,7 @@
 // recovery.ts looks for a sibling when a token was spent outside the guard.
 
 import { rebuildResponse } from "../oauth/http-buffer.ts";
-import { readErrorCode, type TokenSet, tokenResponse } from "../oauth/token-wire.ts";
+import { readErrorCode, type TokenSet, tokenResponseBody } from "../oauth/token-wire.ts";
 import { openai } from "../providers/openai.ts";
 import type { Provider } from "../providers/provider.ts";
 import { providerById } from "../providers/registry.ts";
@@ -53,6 +53,8 @@ export class RefreshGuard {
   /** Resolutions in flight in this process, by the key of the token presented. */
   private readonly inflight = new Map<string, Promise<Resolved>>();
   private lastPrune = 0;
+  /** The answer body of each token set, built once for all the callers it answers (by its expires_in). */
+  private readonly bodies = new WeakMap<TokenSet, { expiresIn: number; body: string }>();
 
   /** Opens the coordination backend (for files: checks and creates the guard directory) before first use. */
   static async open(options: RefreshGuardOptions): Promise<RefreshGuard> {
@@ -174,7 +176,15 @@ export class RefreshGuard {
 
   private answer(resolved: Resolved): Response {
     if (resolved.kind === "response") return resolved.response;
-    return tokenResponse(resolved.set, this.ctx.now());
+    const { set } = resolved;
+    const now = this.ctx.now();
+    const expiresIn = Math.floor((set.expiresAt - now) / 1000);
+    let cached = this.bodies.get(set);
+    if (cached?.expiresIn !== expiresIn) {
+      cached = { expiresIn, body: JSON.stringify(tokenResponseBody(set, now)) };
+      this.bodies.set(set, cached);
+    }
+    return new Response(cached.body, { status: 200, headers: { "content-type": "application/json" } });
   }
 
   /** Walks the chain from `token` to its newest successor; redeems that one if it must. */

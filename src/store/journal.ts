@@ -5,7 +5,7 @@
 // marker records a token the endpoint reported spent with no successor anywhere, so callers stop
 // retrying it.
 import { randomBytes } from "node:crypto";
-import { promises as fsp } from "node:fs";
+import { promises as fsp, lstatSync } from "node:fs";
 import { join } from "node:path";
 
 import { JournalCorruptError } from "../core/errors.ts";
@@ -67,7 +67,8 @@ export class Journal {
   }
 
   async has(key: string): Promise<boolean> {
-    return (await lstatOrNull(this.entryPath(key))) !== null;
+    // Synchronous, and no Error object when absent: the common answer on a waiter's path.
+    return lstatSync(this.entryPath(key), { throwIfNoEntry: false }) !== undefined;
   }
 
   /** The successor of `spentToken`, or null when there is none (or it was unreadable: quarantined). */
@@ -111,6 +112,9 @@ export class Journal {
 
   /** The file's text; null when absent or when it was not a readable regular file (then quarantined). */
   private async readFile(path: string): Promise<string | null> {
+    // A miss is the common case (every first read of a token): answer it from one synchronous
+    // lstat that creates no Error, instead of a failed open.
+    if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return null;
     try {
       return await readRegularFile(path, MAX_ENTRY_BYTES);
     } catch (error) {

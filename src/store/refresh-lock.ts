@@ -42,6 +42,8 @@ export class RefreshLocks {
   private readonly now: () => number;
   /** Where owner records are written before they are renamed into place (same filesystem). */
   private readonly tmpDir: string;
+  /** The last owner record read per key, with the lock directory it names: re-read only when that changes. */
+  private readonly owners = new Map<string, OwnerRecord>();
 
   constructor(dir: string, timing: LockTiming, events: LockEvents = {}, now: () => number = Date.now, tmpDir = dir) {
     this.dir = dir;
@@ -66,6 +68,7 @@ export class RefreshLocks {
     // A fresh lock directory: a live holder's unless its death is proven. Deciding that from one
     // stat spares the waiter proper-lockfile's mkdir-and-stat on every poll.
     const held = lstatSyncOrNull(path);
+    if (held === null) this.owners.delete(key);
     if (held?.isDirectory() && Math.abs(this.now() - held.mtimeMs) <= this.timing.staleMs && !this.breakDead(key, path, held)) return null;
     let compromised = false;
     let release: () => Promise<void>;
@@ -144,8 +147,16 @@ export class RefreshLocks {
    */
   private breakDead(key: string, path: string, stat: fs.Stats): boolean {
     const ownerPath = join(this.dir, `${key}.owner`);
-    const owner = readOwner(ownerPath);
-    if (owner === null || !ownsLock(owner, stat)) return false;
+    // A waiter polls while the same holder keeps the same lock: its record is read once.
+    let owner = this.owners.get(key) ?? null;
+    if (owner === null || !ownsLock(owner, stat)) {
+      owner = readOwner(ownerPath);
+      if (owner === null || !ownsLock(owner, stat)) {
+        this.owners.delete(key);
+        return false;
+      }
+      this.owners.set(key, owner);
+    }
     const proof = proveDead(owner as Partial<ProcessIdentity>);
     if (proof === null) return false;
     // Breakers take turns: whoever creates `<key>.breaking` checks and moves; the others wait a poll.
@@ -173,6 +184,7 @@ export class RefreshLocks {
       rmSync(`${aside}.owner`, { force: true });
       rmSync(aside, { recursive: true, force: true });
       this.events.onDeadHolder?.(key, path, proof, owner.pid as number);
+      this.owners.delete(key);
       return true;
     } finally {
       rmdirSync(turn);
