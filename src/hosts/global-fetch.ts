@@ -80,7 +80,7 @@ function createWrapper(original: Fetch, routes: Map<string, TokenGuard>): Fetch 
     try {
       if (routes.size > 0 && isPost(input, init)) {
         url = urlOf(input);
-        guard = routes.get(normalizeUrl(url));
+        guard = routes.get(normalizedCached(url));
       }
     } catch {
       // Anything we cannot read is not a token request of ours: fetch decides what it is.
@@ -92,6 +92,23 @@ function createWrapper(original: Fetch, routes: Map<string, TokenGuard>): Fetch 
   // Whatever the original carries (and whatever is set on it later) stays visible on the wrapper.
   Object.setPrototypeOf(wrapper, original);
   return wrapper as Fetch;
+}
+
+/**
+ * normalizeUrl of the URLs a host POSTs to, remembered: a host posts to a handful of URLs over and
+ * over, and parsing one (new URL) costs microseconds on every non-token POST. Bounded: cleared
+ * when full, so a host that posts to ever new URLs only loses the shortcut.
+ */
+const normalized = new Map<string, string>();
+const NORMALIZED_MAX = 256;
+function normalizedCached(url: string): string {
+  let result = normalized.get(url);
+  if (result === undefined) {
+    result = normalizeUrl(url);
+    if (normalized.size >= NORMALIZED_MAX) normalized.clear();
+    normalized.set(url, result);
+  }
+  return result;
 }
 
 function isPost(input: FetchInput, init: RequestInit | undefined): boolean {
