@@ -28,6 +28,8 @@ export interface PathOption {
   allowFalse: boolean;
   /** Told in the schema; the real default depends on the machine. */
   defaultText: string;
+  /** The default, under the home directory (a provider's file); none = the parser's own default. */
+  homePath?: string;
   description: string;
 }
 
@@ -86,14 +88,19 @@ export const OPTIONS: readonly Option[] = [
     scale: DAY_MS,
     integer: false,
   }),
-  {
-    kind: "path",
-    path: "codexAuthFile",
-    allowFalse: true,
-    defaultText: "~/.codex/auth.json",
-    description:
-      "The Codex CLI's credentials, read when looking for a sibling (and given the successor when the guard redeems a token found there); false to skip.",
-  },
+  // Each provider's own credential files (providers/*.ts declare them).
+  ...PROVIDERS.flatMap((provider) =>
+    provider.files.map(
+      (file): PathOption => ({
+        kind: "path",
+        path: file.key,
+        allowFalse: true,
+        defaultText: `~/${file.homePath}`,
+        homePath: file.homePath,
+        description: file.description,
+      }),
+    ),
+  ),
   {
     kind: "pathList",
     path: "siblingStateDirs",

@@ -3,11 +3,9 @@
 // from the table in options.ts.
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
-
-import { ConfigError } from "../core/errors.ts";
 import { DEFAULT_TIMING, type GuardTiming, heartbeatFor } from "../core/timing.ts";
+import { ConfigError } from "../errors/errors.ts";
 import { isRecord } from "../oauth/json.ts";
-import { CODEX_AUTH_FILE } from "../providers/openai.ts";
 import { knownProviderIds, providerById } from "../providers/registry.ts";
 import { type CoordinationConfig, parseCoordination } from "./coordination-config.ts";
 import { CONFIG_ROOT, type NumberOption, OPTIONS, type PathListOption, type PathOption, PLUGIN_ID } from "./options.ts";
@@ -23,8 +21,8 @@ export interface RefreshGuardConfig {
   guardDir: string;
   providers: ProviderConfig[];
   timing: GuardTiming;
-  /** Read the Codex CLI's auth.json when looking for a sibling. */
-  codexAuthFile: string | null;
+  /** Each provider's own credential files by config key (`codexAuthFile`); null = not read. */
+  providerFiles: Record<string, string | null>;
   /** Where processes coordinate (coordination-config.ts). */
   coordination: CoordinationConfig;
   /** Other OpenClaw state dirs recovery reads: "auto" (~/.openclaw, ~/.openclaw-*) or a list. */
@@ -76,10 +74,9 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
   const home = context.home ?? homedir();
   const timing: GuardTiming = { ...DEFAULT_TIMING };
   const fallbackGuardDir = defaultGuardDir(home, context.env);
-  const paths = new Map<string, string | null>([
-    ["guardDir", fallbackGuardDir],
-    ["codexAuthFile", join(home, CODEX_AUTH_FILE)],
-  ]);
+  const paths = new Map<string, string | null>([["guardDir", fallbackGuardDir]]);
+  for (const option of OPTIONS)
+    if (option.kind === "path" && option.homePath !== undefined) paths.set(option.path, join(home, option.homePath));
   let siblingStateDirs: "auto" | string[] = "auto";
   for (const option of OPTIONS) {
     const value = valueAt(config, option.path);
@@ -99,7 +96,7 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
     guardDir: paths.get("guardDir") ?? fallbackGuardDir,
     providers: parseProviders(config.providers),
     timing,
-    codexAuthFile: paths.get("codexAuthFile") ?? null,
+    providerFiles: Object.fromEntries([...paths].filter(([key]) => key !== "guardDir")),
     coordination: parseCoordination(config.coordination, CONFIG_ROOT),
     siblingStateDirs,
   };

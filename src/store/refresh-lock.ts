@@ -14,7 +14,7 @@ import { closeSync, promises as fsp, fstatSync, lstatSync, mkdirSync, openSync, 
 import { basename, join } from "node:path";
 import lockfile from "proper-lockfile";
 
-import { LockCompromisedError } from "../core/errors.ts";
+import { LockCompromisedError } from "../errors/errors.ts";
 import { isRecord } from "../oauth/json.ts";
 import type { HeldLock, LockEvents, LockHolder } from "./coordination.ts";
 import { CREATE_FLAGS, DIR_MODE, FILE_MODE, lstatOrNull } from "./guard-dir.ts";

@@ -8,7 +8,8 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { codexCliAuth, writeCodexSuccessor } from "../../src/siblings/codex-cli-auth.ts";
+import { openAiIdentity } from "../../src/providers/openai.ts";
+import { codexCliAuth, writeCodexSuccessor } from "../../src/providers/openai-codex-cli.ts";
 import { FENCE_PREFIX, fenceDigest, openClawSqliteStores } from "../../src/siblings/openclaw-sqlite-stores.ts";
 import { resolveSiblingStateDirs } from "../../src/siblings/state-dirs.ts";
 
@@ -183,7 +184,7 @@ describe("Codex CLI write-back", () => {
 
   it("the credential read from auth.json writes the successor back: same shape, 0600, last_refresh now", async () => {
     const file = await codexFile("rt_old");
-    const [credential] = await codexCliAuth(file).load(() => undefined);
+    const [credential] = await codexCliAuth(file, openAiIdentity).load(() => undefined);
     expect(credential?.onRedeemed).toBeTypeOf("function");
     await credential!.onRedeemed!(successor);
     const written = JSON.parse(await readFile(file, "utf8"));
@@ -200,7 +201,7 @@ describe("Codex CLI write-back", () => {
   it("leaves the file alone when the Codex CLI has rotated it meanwhile", async () => {
     const file = await codexFile("rt_codex_newer");
     const before = await readFile(file, "utf8");
-    await writeCodexSuccessor(file, "rt_old", successor);
+    await writeCodexSuccessor(file, "rt_old", successor, openAiIdentity);
     expect(await readFile(file, "utf8")).toBe(before);
   });
 });

@@ -1,18 +1,22 @@
 // The Codex CLI's own copy of a ChatGPT login, ~/.codex/auth.json:
 // `{ tokens: { access_token, refresh_token, id_token, account_id }, last_refresh }`.
 // Read like any sibling; and when the guard redeems the refresh token it found here, the successor
-// is written back, so the Codex CLI does not go on with a spent token.
+// is written back, so the Codex CLI does not go on with a spent token. OpenAI's own facts (the
+// account claim) come in as `identityOf`, so this module and openai.ts do not import each other.
 import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import { dirname, join } from "node:path";
 
 import { isRecord } from "../oauth/json.ts";
 import { jwtExpiry, type TokenSet } from "../oauth/token-wire.ts";
-import { openAiIdentity } from "../providers/openai.ts";
-import { readJsonFile } from "./read-json.ts";
-import type { SiblingCredential, SiblingSource } from "./sibling-source.ts";
+import { readJsonFile } from "../siblings/read-json.ts";
+import type { SiblingCredential, SiblingSource } from "../siblings/sibling-source.ts";
+import type { Identity } from "./provider.ts";
 
-export function codexCliAuth(file: string): SiblingSource {
+/** The Codex CLI file's name under the home directory. */
+export const CODEX_AUTH_FILE = ".codex/auth.json";
+
+export function codexCliAuth(file: string, identityOf: (token: string) => Identity): SiblingSource {
   return {
     name: "codex-cli-auth",
     async load(warn) {
@@ -29,7 +33,7 @@ export function codexCliAuth(file: string): SiblingSource {
       if (typeof tokens.id_token === "string") credential.idToken = tokens.id_token;
       if (typeof tokens.account_id === "string" && tokens.account_id !== "") credential.accountId = tokens.account_id;
       const spent = tokens.refresh_token;
-      credential.onRedeemed = (successor) => writeCodexSuccessor(file, spent, successor);
+      credential.onRedeemed = (successor) => writeCodexSuccessor(file, spent, successor, identityOf);
       return [credential];
     },
   };
@@ -41,12 +45,18 @@ export function codexCliAuth(file: string): SiblingSource {
  * `last_refresh` now, mode 0600, atomic replace (temp file in the same directory, then rename).
  * Left alone when the file no longer holds `spent` (the Codex CLI rotated it meanwhile).
  */
-export async function writeCodexSuccessor(file: string, spent: string, successor: TokenSet, now: () => number = Date.now): Promise<void> {
+export async function writeCodexSuccessor(
+  file: string,
+  spent: string,
+  successor: TokenSet,
+  identityOf: (token: string) => Identity,
+  now: () => number = Date.now,
+): Promise<void> {
   const json = await readJsonFile(file, () => undefined);
   if (!isRecord(json) || !isRecord(json.tokens) || json.tokens.refresh_token !== spent) return;
   const tokens: Record<string, unknown> = { ...json.tokens, access_token: successor.accessToken, refresh_token: successor.refreshToken };
   if (successor.idToken !== undefined) tokens.id_token = successor.idToken;
-  const account = openAiIdentity(successor.accessToken).accountId ?? successor.accountId;
+  const account = identityOf(successor.accessToken).accountId ?? successor.accountId;
   if (account !== undefined && tokens.account_id !== undefined) tokens.account_id = account;
   const next = { ...json, tokens, last_refresh: new Date(now()).toISOString() };
   const temp = join(dirname(file), `.${randomBytes(6).toString("hex")}.refresh-guard.tmp`);
