@@ -10,7 +10,7 @@
 // holder's before moving it aside in one rename. Anything unproven waits for the heartbeat.
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import { closeSync, promises as fsp, fstatSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmdirSync, rmSync } from "node:fs";
+import { closeSync, promises as fsp, fstatSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import lockfile from "proper-lockfile";
 
@@ -164,7 +164,8 @@ export class RefreshLocks {
     try {
       mkdirSync(turn, { mode: DIR_MODE });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      // Breaking is a shortcut: anything odd here leaves the lock to the heartbeat.
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") return false;
       // A breaker that died mid-turn left its directory: clear it after staleMs; the next poll tries again.
       const left = lstatSyncOrNull(turn);
       if (left !== null && this.now() - left.mtimeMs > this.timing.staleMs) rmSync(turn, { recursive: true, force: true });
@@ -179,15 +180,24 @@ export class RefreshLocks {
       if (again === null || again.nonce !== owner.nonce || !ownsLock(again, now)) return false;
       // The record first, so a newcomer's record is never the one removed; then the lock in one rename.
       const aside = join(this.dir, `.dead-${key}-${this.now()}-${randomBytes(3).toString("hex")}`);
-      renameSync(ownerPath, `${aside}.owner`);
-      renameSync(path, aside);
+      try {
+        renameSync(ownerPath, `${aside}.owner`);
+      } catch {
+        return false;
+      }
+      try {
+        renameSync(path, aside);
+      } catch (error) {
+        // Gone meanwhile (removed by a stale takeover): free either way. Else leave it to the heartbeat.
+        if (!isAbsent(error)) return false;
+      }
       rmSync(`${aside}.owner`, { force: true });
       rmSync(aside, { recursive: true, force: true });
       this.events.onDeadHolder?.(key, path, proof, owner.pid as number);
       this.owners.delete(key);
       return true;
     } finally {
-      rmdirSync(turn);
+      rmSync(turn, { recursive: true, force: true });
     }
   }
 
