@@ -281,6 +281,7 @@ export function render(run: BenchRun): void {
       arm && {
         redemptionsPerRotation: arm.redemptionsPerRotation,
         failures: arm.failures,
+        ...(arm.failures > 0 ? { failureSamples: arm.failureSamples } : {}),
         p50OverServerMs: arm.overServerMs.p50,
         p99OverServerMs: arm.overServerMs.p99,
         cpuMsPerRotation: arm.cpuMsPerRotation,

@@ -57,6 +57,8 @@ export interface RotationResult {
   reuses: number;
   invalid: number;
   failures: number;
+  /** what the first failed callers got (status and error text, no tokens), so a failure can be read */
+  failureSamples: string[];
   /** caller latency − stand-in latency, all callers of the measured rotations */
   overServerMs: ReturnType<typeof distribution>;
   /** the same, per rotation: p99 */
@@ -91,6 +93,7 @@ interface ArmState {
   wall: number[];
   cpuMs: number[];
   failures: number;
+  failureSamples: string[];
   redemptions: number;
   reuses: number;
   invalid: number;
@@ -163,7 +166,7 @@ export async function runPoint(plan: PointPlan): Promise<Record<string, Rotation
       const cpuBefore = lastCpu.get(agents) ?? (await cpuOf(agents));
       if (state.arm.mode === "peer") await writeStore(storePath, state.copies[0]!, true);
       const counters = { ...server.counters };
-      const eventsBefore = agents.map((agent) => agent.events.length);
+      const eventsBefore = agents.map((agent) => agent.reasons.length);
       const sent = performance.now();
       const answers = await Promise.all(
         agents.map((agent, i) => agent.refresh(state.copies[i]!, plan.callers, { mode: state.arm.mode, redeems: i === 0 })),
@@ -175,7 +178,7 @@ export async function runPoint(plan: PointPlan): Promise<Record<string, Rotation
       lastCpu.set(agents, cpuAfter);
       const flat = answers.flat();
       const events: Record<string, number> = {};
-      for (const event of agents.flatMap((agent, i) => agent.events.slice(eventsBefore[i]))) events[event] = (events[event] ?? 0) + 1;
+      for (const event of agents.flatMap((agent, i) => agent.reasons.slice(eventsBefore[i]))) events[event] = (events[event] ?? 0) + 1;
       // Next rotation's credentials. bare: each process keeps its own copy, spent or not.
       answers.forEach((results, i) => {
         const success = results.find((result) => result.status === 200 && result.refresh !== undefined);
@@ -190,6 +193,12 @@ export async function runPoint(plan: PointPlan): Promise<Record<string, Rotation
         timeline: plan.profile && state.arm.mode === "guard" ? timeline(cpuAfter.marks, answers) : null,
         overServer: flat.map((result) => result.ms - LATENCY_MS),
         failures: flat.filter((result) => !isValid(server, result)).length,
+        failureSamples: flat
+          .filter((result) => !isValid(server, result))
+          .slice(0, 3)
+          .map((result) =>
+            `${result.status} ${result.error ?? (result.status === 200 ? "token not valid at the server" : "")}`.slice(0, 200),
+          ),
         wallMs,
         cpuMs: cpuAfter.cpuMs - cpuBefore.cpuMs,
         stages: cpuAfter.stages,
@@ -207,6 +216,7 @@ export async function runPoint(plan: PointPlan): Promise<Record<string, Rotation
       wall: [],
       cpuMs: [],
       failures: 0,
+      failureSamples: [],
       redemptions: 0,
       reuses: 0,
       invalid: 0,
@@ -236,6 +246,7 @@ export async function runPoint(plan: PointPlan): Promise<Record<string, Rotation
         state.wall.push(done.wallMs);
         state.cpuMs.push(done.cpuMs);
         state.failures += done.failures;
+        if (state.failureSamples.length < 5) state.failureSamples.push(...done.failureSamples.slice(0, 5 - state.failureSamples.length));
         state.redemptions += done.redemptions;
         state.reuses += done.reuses;
         state.invalid += done.invalid;
@@ -270,6 +281,7 @@ export async function runPoint(plan: PointPlan): Promise<Record<string, Rotation
         reuses: state.reuses,
         invalid: state.invalid,
         failures: state.failures,
+        failureSamples: state.failureSamples,
         overServerMs: distribution(state.overServer),
         perRotationP99OverServerMs: state.perRotationP99,
         medianRotationP99OverServerMs: median(state.perRotationP99),

@@ -94,7 +94,15 @@ export class RefreshLocks {
       }
       throw error;
     }
-    const stat = fs.statSync(path);
+    const stat = lstatSyncOrNull(path);
+    if (stat === null) {
+      // Taken over and gone already (this process stalled past staleMs right after its mkdir, as
+      // under a CPU starved by dozens of processes): not ours; the next poll tries again.
+      compromised = true;
+      this.events.onCompromised?.(key, path);
+      await release().catch(() => undefined);
+      return null;
+    }
     // A taken-over lock is a new directory at the same path, and filesystems reuse a freed inode
     // number at once (ext4 does), so the inode alone cannot tell ours from the newcomer's: compare
     // the birth time too, and a nonce in the owner record that a newcomer overwrites.

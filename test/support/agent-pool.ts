@@ -89,6 +89,15 @@ export class Agent {
     return this.logs.map(({ line }) => /event=(\S+)/.exec(line)?.[1] ?? "");
   }
 
+  /** The same, with the reason of warnings and failures: `warning:lock_compromised`, `failed:lock_timeout`. */
+  get reasons(): string[] {
+    return this.logs.map(({ line }) => {
+      const event = /event=(\S+)/.exec(line)?.[1] ?? "";
+      const reason = /reason=(\S+)/.exec(line)?.[1];
+      return reason === undefined ? event : `${event}:${reason}`;
+    });
+  }
+
   /**
    * `callers` concurrent refreshes of `refreshToken`. `mode` picks how they are coordinated (see
    * simulated-agent.ts; default: the guard if the agent runs it); `redeems` marks the process

@@ -251,10 +251,13 @@ describe.runIf(process.platform === "linux" && hasProc)("proven-death takeover",
             const line = out.split("\n").find((candidate) => /^(won \d+|none)$/.test(candidate));
             if (line !== undefined) resolve(line);
           });
+          // A racer that dies says so, instead of leaving the test to its timeout.
+          racer.once("exit", (code, signal) => resolve(`exited ${code ?? signal}: ${out}`));
         }),
     );
     child.kill("SIGKILL");
     const lines = await Promise.all(results);
+    expect(lines.filter((line) => line.startsWith("exited"))).toEqual([]);
     expect(lines.filter((line) => line.startsWith("won"))).toHaveLength(1);
   });
 
