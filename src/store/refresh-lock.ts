@@ -85,6 +85,9 @@ export class RefreshLocks {
         await this.breakFutureLock(key, path);
         return null;
       }
+      // proper-lockfile stats its new directory right after creating it: gone by then means
+      // another process already took it over as stale (this one stalled past staleMs). Not ours.
+      if (code === "ENOENT" && (error as NodeJS.ErrnoException).syscall === "stat") return null;
       // Something that is not a lock directory sits at the path (a regular file, or a stale lock
       // directory with a file inside that rmdir cannot remove): set it aside so the next try can
       // take the lock, instead of failing every refresh of this token until someone removes it.
