@@ -14,7 +14,8 @@ export type WarningReason =
   | "sibling_unreadable"
   | "sibling_write_back_failed"
   | "prune_failed"
-  | "backend_unavailable";
+  | "backend_unavailable"
+  | "backend_unreplicated";
 
 export type GuardEvent =
   | { type: "redeemed" | "shared"; provider: string; key: string; hops: number; ms: number }
