@@ -13,6 +13,10 @@ const SMALL = {
   callers: 2,
   rotations: 1,
   crashRuns: 1,
+  crashKillAfterMs: [100],
+  peerCrossNsRuns: 0,
+  liveHolderRuns: 1,
+  c1: { processes: 2, callers: 1, rotations: 1 },
   hotWarmup: 20,
   hotRounds: 1,
   hotRequests: 5,
@@ -44,6 +48,21 @@ const NEW_FIELDS = [
   "floorP99OverServerMs",
   "waiterP99VsFloor",
   "crashRecoveryVsPeer",
+  "waiterP99VsDurableFloor",
+  "waiterP99VsDurableFloor8x4",
+  "waiterP99VsDurableFloorRange",
+  "waiterCpuVsDurableFloor",
+  "waiterP99VsPeerC1",
+  "crashRecoverySameHostMs",
+  "peerCrashRecoverySameHostMs",
+  "crashRecoverySameHostVsPeer",
+  "crashRecoverySameHostMaxMs",
+  "crashRecoveryCrossNsMs",
+  "peerCrashRecoveryCrossNsMs",
+  "crashRecoveryCrossNsVsPeer",
+  "crossNsLiveHolderTakeovers",
+  "coldWaiterP99OverServerMs",
+  "hotPathWrapperNsPost",
 ] as const;
 const KEPT_FIELDS = [
   "redemptionsPerRotation",
@@ -78,7 +97,10 @@ describe("npm run bench (shrunk plan)", () => {
     for (const point of report.scale) {
       for (const arm of [point.guard, point.peer, point.floor]) expect(arm).toMatchObject({ redemptionsPerRotation: 1, failures: 0 });
     }
-    expect(report).toMatchObject({ waiterPath: { before: { failures: 0 }, after: { failures: 0 } } });
+    expect(report).toMatchObject({
+      waiterPath: { after: { failures: 0 }, durable: { redemptionsPerRotation: 1, failures: 0 } },
+      crashRecovery: { failures: 0, reuses: 0 },
+    });
     expect(run.stdout).toContain("scale: processes × 8 callers");
     expect(run.stdout).toContain("the waiter path at 2 × 2");
   }, 600_000);

@@ -113,16 +113,18 @@ describe("a lock holder killed or frozen at each stage", () => {
     expect(status.recent.some((entry) => entry.reason === "relogin_required")).toBe(true);
   });
 
-  it("SIGKILL in the middle of writing a journal entry: no reader ever sees the partial entry", async () => {
-    const { server, agents, journal } = await scenario();
-    const [holder] = await agents(1, { pauseAt: "journal-mid-write" });
+  it("SIGKILL between writing a journal entry and linking it: no reader ever sees the unlinked entry", async () => {
+    const { server, agents, journal, guardDir } = await scenario();
+    const [holder] = await agents(1, { pauseAt: "journal-before-link" });
     const [sibling] = await agents(1);
     const credential = server.issue("acct-kill-3");
     void holder!.refresh(credential.refresh, 1);
     await holder!.stage();
     holder!.child.kill("SIGKILL");
-    const partial = (await readdir(journal.dir)).filter((name) => name.endsWith(".tmp"));
+    // Written outside the watched journal directory, whole and synced, but never linked into it.
+    const partial = (await readdir(join(guardDir, "tmp"))).filter((name) => name.endsWith(".tmp"));
     expect(partial).toHaveLength(1);
+    expect((await readdir(journal.dir)).filter((name) => name.endsWith(".tmp"))).toEqual([]);
     expect(await journal.has(keyOf(credential.refresh))).toBe(false);
     const results = record(await sibling!.refresh(credential.refresh, 2));
     expect(results.map((result) => result.status)).toEqual([401, 401]);

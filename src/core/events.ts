@@ -6,6 +6,7 @@ export type FailureReason = "endpoint_error" | "endpoint_timeout" | "network" | 
 export type WarningReason =
   | "lock_compromised"
   | "lock_clock_skew"
+  | "lock_holder_dead"
   | "lock_blocked"
   | "journal_quarantined"
   | "reuse_raced"

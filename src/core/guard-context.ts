@@ -7,7 +7,7 @@ import type { FailureReason, GuardEvent, WarningReason } from "./events.ts";
 import type { GuardTiming } from "./timing.ts";
 
 /** Named points of a redemption, for fault-injection tests. */
-export type Stage = "lock-acquired" | "before-post" | "response-received" | "journal-mid-write" | "journaled";
+export type Stage = "lock-acquired" | "before-post" | "response-received" | "journal-before-link" | "journaled";
 
 /** Performs the real token request for `refreshToken`; `signal` bounds it. */
 export type Redeem = (refreshToken: string, signal: AbortSignal) => Promise<Response>;
@@ -20,8 +20,6 @@ export class GuardContext {
   readonly timing: GuardTiming;
   readonly now: () => number;
   readonly stage: (stage: Stage) => Promise<void> | void;
-  /** Skip re-checks a waiter can prove unnecessary (see redemption.ts); false only for the benchmark's "before". */
-  readonly leanWaits: boolean;
   private readonly emitEvent: (event: GuardEvent) => void;
 
   constructor(options: {
@@ -32,7 +30,6 @@ export class GuardContext {
     now: () => number;
     stage: (stage: Stage) => Promise<void> | void;
     emit: (event: GuardEvent) => void;
-    leanWaits: boolean;
   }) {
     this.providerId = options.providerId;
     this.provider = options.provider;
@@ -41,7 +38,6 @@ export class GuardContext {
     this.now = options.now;
     this.stage = options.stage;
     this.emitEvent = options.emit;
-    this.leanWaits = options.leanWaits;
   }
 
   emit(event: GuardEvent): void {

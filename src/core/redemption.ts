@@ -27,9 +27,9 @@ export function redeemNewest(ctx: GuardContext, mutex: KeyedMutex, key: string, 
     const deadline = ctx.now() + timing.waitTimeoutMs;
     // Whether the journal and the spent marker must be checked before the next try of the lock.
     // These checks only spare a lock cycle: whoever takes the lock re-reads both under it
-    // (redeemHolding). Lean waits skip them on the first try, right after the caller's journal
-    // read missed, and after a poll in which the backend is sure nothing changed.
-    let check = !ctx.leanWaits;
+    // (redeemHolding). They are skipped on the first try, right after the caller's journal read
+    // missed, and after a poll in which the backend is sure nothing changed.
+    let check = false;
     for (;;) {
       if (check) {
         if (await coordination.hasEntry(key)) return { kind: "advanced" };
@@ -44,7 +44,6 @@ export function redeemNewest(ctx: GuardContext, mutex: KeyedMutex, key: string, 
           throw error;
         }
         const wake = await coordination.waitForChange(key, timing.pollMs);
-        if (!ctx.leanWaits) continue;
         if (wake.kind === "entry") return { kind: "advanced" };
         // A timeout in which nothing changed: only a stale holder can have freed the lock.
         check = !(wake.kind === "timeout" && wake.watched);

@@ -6,7 +6,7 @@
 
 import { ChainError, ReloginRequiredError } from "../errors/errors.ts";
 import { rebuildResponse } from "../oauth/http-buffer.ts";
-import { readErrorCode, type TokenSet, tokenResponse } from "../oauth/token-wire.ts";
+import { readErrorCode, type TokenSet, tokenResponseBody } from "../oauth/token-wire.ts";
 import type { Provider } from "../providers/provider.ts";
 import { providerById } from "../providers/registry.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";
@@ -34,12 +34,6 @@ export interface RefreshGuardOptions {
   now?: () => number;
   onEvent?: (event: GuardEvent) => void;
   stage?: (stage: Stage) => Promise<void> | void;
-  /**
-   * Lean waits (default true): a waiter re-checks the journal after a poll only where the backend
-   * cannot vouch that nothing changed, and takes the journal entry's own event as "advanced"
-   * without a separate stat. False: every poll re-checks everything (the benchmark's "before").
-   */
-  leanWaits?: boolean;
 }
 
 /** `hops`: journal entries a reader walks from the presented token to `set`, once this resolution is done. */
@@ -56,6 +50,8 @@ export class RefreshGuard {
   /** Resolutions in flight in this process, by the key of the token presented. */
   private readonly inflight = new Map<string, Promise<Resolved>>();
   private lastPrune = 0;
+  /** The answer body of each token set, built once for all the callers it answers (by its expires_in). */
+  private readonly bodies = new WeakMap<TokenSet, { expiresIn: number; body: string }>();
 
   constructor(options: RefreshGuardOptions) {
     const rules: Provider | undefined = providerById(options.provider);
@@ -72,7 +68,6 @@ export class RefreshGuard {
       now: options.now ?? Date.now,
       stage: options.stage ?? (() => undefined),
       emit: options.onEvent ?? (() => undefined),
-      leanWaits: options.leanWaits ?? true,
     });
     this.recovery = new Recovery(this.ctx, options.siblingSources ?? []);
   }
@@ -132,7 +127,15 @@ export class RefreshGuard {
 
   private answer(resolved: Resolved): Response {
     if (resolved.kind === "response") return resolved.response;
-    return tokenResponse(resolved.set, this.ctx.now());
+    const { set } = resolved;
+    const now = this.ctx.now();
+    const expiresIn = Math.floor((set.expiresAt - now) / 1000);
+    let cached = this.bodies.get(set);
+    if (cached?.expiresIn !== expiresIn) {
+      cached = { expiresIn, body: JSON.stringify(tokenResponseBody(set, now)) };
+      this.bodies.set(set, cached);
+    }
+    return new Response(cached.body, { status: 200, headers: { "content-type": "application/json" } });
   }
 
   /** Walks the chain from `token` to its newest successor; redeems that one if it must. */

@@ -90,7 +90,7 @@ function clearRoutes(routes: RouteTable): void {
 
 /** The guard for a POST to `url`: its exact route, else the first pattern that matches it. */
 function routeFor(routes: RouteTable, url: string): TokenGuard | undefined {
-  const exact = routes.exact.get(normalizeUrl(url));
+  const exact = routes.exact.get(normalizedCached(url));
   if (exact !== undefined || routes.patterns.length === 0) return exact;
   let parsed: URL;
   try {
@@ -121,6 +121,23 @@ function createWrapper(original: Fetch, routes: RouteTable): Fetch {
   // Whatever the original carries (and whatever is set on it later) stays visible on the wrapper.
   Object.setPrototypeOf(wrapper, original);
   return wrapper as Fetch;
+}
+
+/**
+ * normalizeUrl of the URLs a host POSTs to, remembered: a host posts to a handful of URLs over and
+ * over, and parsing one (new URL) costs microseconds on every non-token POST. Bounded: cleared
+ * when full, so a host that posts to ever new URLs only loses the shortcut.
+ */
+const normalized = new Map<string, string>();
+const NORMALIZED_MAX = 256;
+function normalizedCached(url: string): string {
+  let result = normalized.get(url);
+  if (result === undefined) {
+    result = normalizeUrl(url);
+    if (normalized.size >= NORMALIZED_MAX) normalized.clear();
+    normalized.set(url, result);
+  }
+  return result;
 }
 
 function isPost(input: FetchInput, init: RequestInit | undefined): boolean {

@@ -21,10 +21,8 @@ export interface BackendReporting {
   provider: string;
   onEvent: (event: GuardEvent) => void;
   now?: () => number;
-  /** Fault-injection stages (the file journal's `journal-mid-write`). */
+  /** Fault-injection stages (the file journal's `journal-before-link`). */
   stage?: (stage: Stage) => Promise<void> | void;
-  /** False only for the benchmark's "before": the directory watch closes as soon as the last waiter leaves. */
-  leanWaits?: boolean;
 }
 
 /** A `warning` event of `provider`, with the token key shortened to its label. */
@@ -57,11 +55,14 @@ export function fileCoordination(guardDir: string, timing: GuardTiming, reportin
       onCompromised: (key) => warn("lock_compromised", `lock ${keyLabel(key)} was taken over while held; stepping back`, key),
       onClockSkew: (key, _path, aheadMs) =>
         warn("lock_clock_skew", `lock ${keyLabel(key)} mtime is ${aheadMs} ms in the future; removed it`, key),
+      onDeadHolder: (key, _path, proof, pid) =>
+        warn("lock_holder_dead", `lock ${keyLabel(key)} was held by pid ${pid}, proven ${proof}; taken over at once`, key),
       onBlocked: (path, movedTo) => warn("lock_blocked", `${path} was not a lock; moved it to ${movedTo}`),
     },
     onQuarantine: (error) => warn("journal_quarantined", error.message),
-    ...(stage ? { midWrite: () => stage("journal-mid-write") } : {}),
-    watchLingerMs: reporting.leanWaits === false ? 0 : timing.pollMs * 4,
+    ...(stage ? { beforeLink: () => stage("journal-before-link") } : {}),
+    // Keep the directory watch open a few polls after the last waiter left: the next wait reuses it.
+    watchLingerMs: timing.pollMs * 4,
   });
 }
 

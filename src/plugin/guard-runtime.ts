@@ -28,11 +28,6 @@ export interface RuntimeDeps {
   loginProvider?: (configured: string) => string;
   now?: () => number;
   stage?: (stage: Stage) => Promise<void> | void;
-  /**
-   * The waiter-path optimisations (default true): outcomes of one event-loop turn written as one
-   * status append, and the guard's lean waits. False only for the benchmark's "before".
-   */
-  waiterOptimisation?: boolean;
 }
 
 export class GuardRuntime {
@@ -46,7 +41,7 @@ export class GuardRuntime {
   constructor(config: RefreshGuardConfig, deps: RuntimeDeps) {
     this.config = config;
     this.deps = deps;
-    this.status = new StatusStore(join(config.guardDir, "status"), deps.now, { coalesce: deps.waiterOptimisation ?? true });
+    this.status = new StatusStore(join(config.guardDir, "status"), deps.now);
     this.sink = new EventSink(deps.logger, this.status);
   }
 
@@ -131,7 +126,6 @@ export class GuardRuntime {
       onEvent: this.sink.onEvent,
       ...(this.deps.now ? { now: this.deps.now } : {}),
       ...(this.deps.stage ? { stage: this.deps.stage } : {}),
-      ...(this.deps.waiterOptimisation === false ? { leanWaits: false } : {}),
     });
     await ensurePrivateDir(this.status.dir);
     return guard;
@@ -143,7 +137,6 @@ export class GuardRuntime {
       onEvent: this.sink.onEvent,
       ...(this.deps.now ? { now: this.deps.now } : {}),
       ...(this.deps.stage ? { stage: this.deps.stage } : {}),
-      ...(this.deps.waiterOptimisation === false ? { leanWaits: false } : {}),
     };
   }
 }

@@ -61,21 +61,19 @@ let exitHooked = false;
 export class StatusStore {
   readonly dir: string;
   private readonly now: () => number;
-  private readonly coalesce: boolean;
-  /** Lines recorded since the last write began (coalesce only). */
+  /** Lines recorded since the last write began. */
   private pending: string[] = [];
   private flush: Promise<void> | null = null;
   private readonly writes = new Set<Promise<void>>();
 
   /**
-   * `coalesce` (default true): outcomes recorded in one turn of the event loop (a redemption and
-   * every caller that shared it) go out as one append, after those callers were answered, instead
-   * of one open/write/stat/close each on the waiters' wake path.
+   * Outcomes recorded in one turn of the event loop (a redemption and every caller that shared it)
+   * go out as one append, after those callers were answered, instead of one open/write/stat/close
+   * each on the waiters' wake path.
    */
-  constructor(dir: string, now: () => number = Date.now, options: { coalesce?: boolean } = {}) {
+  constructor(dir: string, now: () => number = Date.now) {
     this.dir = dir;
     this.now = now;
-    this.coalesce = options.coalesce ?? true;
   }
 
   private get file(): string {
@@ -87,7 +85,6 @@ export class StatusStore {
     if ("reason" in event) record.reason = event.reason;
     if ("code" in event && event.code !== undefined) record.code = event.code;
     const line = `${JSON.stringify(record)}\n`;
-    if (!this.coalesce) return this.track(this.append(line));
     this.pending.push(line);
     unwritten.add(this);
     if (!exitHooked) {

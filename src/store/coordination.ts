@@ -29,6 +29,8 @@ export type Wake = { kind: "entry" } | { kind: "changed" } | { kind: "timeout"; 
 export interface LockEvents {
   onCompromised?(key: string, path: string): void;
   onClockSkew?(key: string, path: string, aheadMs: number): void;
+  /** The holder of `key`'s lock was proven dead (`proof`) and its lock broken at once. */
+  onDeadHolder?(key: string, path: string, proof: "dead" | "zombie" | "reused", pid: number): void;
   /** Something that was not a lock blocked the lock path; it was moved to `movedTo`. */
   onBlocked?(path: string, movedTo: string): void;
 }

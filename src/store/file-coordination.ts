@@ -20,8 +20,8 @@ export interface FileCoordinationOptions {
   now?: () => number;
   events?: LockEvents;
   onQuarantine?: (error: JournalCorruptError) => void;
-  /** Test seam: runs between the two halves of an entry's write. */
-  midWrite?: () => Promise<void> | void;
+  /** Test seam: runs once an entry's temp file is whole and synced, before it is linked into place. */
+  beforeLink?: () => Promise<void> | void;
   /** Keep the directory watch open this long after the last waiter leaves (the next wait reuses it). */
   watchLingerMs?: number;
 }
@@ -33,33 +33,38 @@ export class FileCoordination implements Coordination {
   readonly locks: RefreshLocks;
   private readonly watch: DirWatch;
   private readonly quarantineDir: string;
+  /** Temp files of the journal and the owner records: beside, not inside, the watched directories. */
+  private readonly tmpDir: string;
 
   constructor(options: FileCoordinationOptions) {
     // Absolute once, so the directory checked at open() is the one every later path is built from.
     this.location = resolve(options.guardDir);
     this.quarantineDir = join(this.location, "quarantine");
+    this.tmpDir = join(this.location, "tmp");
     const now = options.now ?? Date.now;
     this.locks = new RefreshLocks(
       join(this.location, "locks"),
       { staleMs: options.staleMs, updateMs: options.updateMs },
       options.events,
       now,
+      this.tmpDir,
     );
     const journal: ConstructorParameters<typeof Journal>[0] = {
       dir: join(this.location, "journal"),
       quarantineDir: this.quarantineDir,
+      tmpDir: this.tmpDir,
       retentionMs: options.retentionMs,
       now,
     };
     if (options.onQuarantine) journal.onQuarantine = options.onQuarantine;
-    if (options.midWrite) journal.midWrite = options.midWrite;
+    if (options.beforeLink) journal.beforeLink = options.beforeLink;
     this.journal = new Journal(journal);
     this.watch = new DirWatch([this.journal.dir, this.locks.dir], { lingerMs: options.watchLingerMs ?? 0 });
   }
 
   /** Checks and creates the guard directory (0700, ours, not a symlink) before first use. */
   async open(): Promise<void> {
-    for (const dir of [this.location, this.locks.dir, this.journal.dir, this.quarantineDir]) await ensurePrivateDir(dir);
+    for (const dir of [this.location, this.locks.dir, this.journal.dir, this.quarantineDir, this.tmpDir]) await ensurePrivateDir(dir);
     await this.locks.primeMtimePrecision();
   }
 

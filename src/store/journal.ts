@@ -5,7 +5,7 @@
 // marker records a token the endpoint reported spent with no successor anywhere, so callers stop
 // retrying it.
 import { randomBytes } from "node:crypto";
-import { promises as fsp } from "node:fs";
+import { promises as fsp, lstatSync } from "node:fs";
 import { join } from "node:path";
 
 import { JournalCorruptError } from "../errors/errors.ts";
@@ -21,13 +21,18 @@ const TMP_MAX_AGE_MS = 10 * 60 * 1000;
 
 export interface JournalOptions {
   dir: string;
+  /**
+   * Where entries are written before they are linked into `dir` (default: `dir`). Same filesystem;
+   * outside the watched journal directory, so a write does not wake every waiter's watch.
+   */
+  tmpDir?: string;
   quarantineDir: string;
   retentionMs: number;
   now?: () => number;
   /** Called once per entry moved to quarantine. */
   onQuarantine?: (error: JournalCorruptError) => void;
-  /** Test seam: runs between the two halves of an entry's write (a crash there leaves a temp file). */
-  midWrite?: () => Promise<void> | void;
+  /** Test seam: runs once the temp file is whole and synced, before it is linked (a crash there leaves a temp file). */
+  beforeLink?: () => Promise<void> | void;
 }
 
 export type Tombstone = SpentMarker;
@@ -63,7 +68,8 @@ export class Journal {
   }
 
   async has(key: string): Promise<boolean> {
-    return (await lstatOrNull(this.entryPath(key))) !== null;
+    // Synchronous, and no Error object when absent: the common answer on a waiter's path.
+    return lstatSync(this.entryPath(key), { throwIfNoEntry: false }) !== undefined;
   }
 
   /** The successor of `spentToken`, or null when there is none (or it was unreadable: quarantined). */
@@ -107,6 +113,9 @@ export class Journal {
 
   /** The file's text; null when absent or when it was not a readable regular file (then quarantined). */
   private async readFile(path: string): Promise<string | null> {
+    // A miss is the common case (every first read of a token): answer it from one synchronous
+    // lstat that creates no Error, instead of a failed open.
+    if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return null;
     try {
       return await readRegularFile(path, MAX_ENTRY_BYTES);
     } catch (error) {
@@ -126,18 +135,16 @@ export class Journal {
 
   /** Writes `content` at `path` unless something is there; true if this call created it. */
   private async writeOnce(path: string, content: string): Promise<boolean> {
-    const tmp = join(this.dir, `.${randomBytes(8).toString("hex")}.tmp`);
+    const tmp = join(this.options.tmpDir ?? this.dir, `.${randomBytes(8).toString("hex")}.tmp`);
     const handle = await fsp.open(tmp, CREATE_FLAGS, FILE_MODE);
     try {
-      const half = Math.floor(content.length / 2);
-      await handle.write(content.slice(0, half));
-      await this.options.midWrite?.();
-      await handle.write(content.slice(half));
+      await handle.write(content);
       await handle.chmod(FILE_MODE);
       await handle.sync();
     } finally {
       await handle.close();
     }
+    await this.options.beforeLink?.();
     try {
       await fsp.link(tmp, path);
     } catch (error) {
@@ -169,7 +176,7 @@ export class Journal {
   async prune(): Promise<number> {
     const now = this.now();
     let removed = 0;
-    for await (const file of this.files()) {
+    for await (const file of this.files(true)) {
       const maxAge = file.name.endsWith(".tmp") ? TMP_MAX_AGE_MS : this.options.retentionMs;
       if (now - file.stat.mtimeMs > maxAge) {
         await fsp.rm(file.path, { force: true });
@@ -190,12 +197,14 @@ export class Journal {
     return result;
   }
 
-  /** Every regular file of the journal and of the quarantine. */
-  private async *files() {
-    for (const [dir, quarantined] of [
+  /** Every regular file of the journal and of the quarantine (and, with `temp`, of the temp directory). */
+  private async *files(temp = false) {
+    const dirs: [string, boolean][] = [
       [this.dir, false],
       [this.options.quarantineDir, true],
-    ] as const) {
+    ];
+    if (temp && this.options.tmpDir !== undefined && this.options.tmpDir !== this.dir) dirs.push([this.options.tmpDir, false]);
+    for (const [dir, quarantined] of dirs) {
       let names: string[];
       try {
         names = await fsp.readdir(dir);

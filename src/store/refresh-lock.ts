@@ -1,9 +1,16 @@
 // One cross-process lock per coordination key (proper-lockfile: an atomic mkdir whose mtime the
 // holder refreshes as a heartbeat; a lock whose mtime is older than `staleMs` belongs to a dead or
 // frozen holder and is taken over). This module only tries once; the caller decides how to wait.
+//
+// A holder that is provably dead (process-identity.ts: same boot and pid namespace, and its pid
+// gone, a zombie, or reused) need not be waited out for `staleMs`: a waiter breaks its lock at
+// once. The owner record names the lock directory it belongs to (inode and birth time), so a
+// record left by an earlier holder never condemns a newer lock; breakers take turns on a
+// `<key>.breaking` directory and each re-checks, under it, that the lock is still the dead
+// holder's before moving it aside in one rename. Anything unproven waits for the heartbeat.
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import { promises as fsp } from "node:fs";
+import { closeSync, promises as fsp, fstatSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import lockfile from "proper-lockfile";
 
@@ -11,7 +18,8 @@ import { LockCompromisedError } from "../errors/errors.ts";
 import { isRecord } from "../oauth/json.ts";
 import type { HeldLock, LockEvents, LockHolder } from "./coordination.ts";
 import { CREATE_FLAGS, DIR_MODE, FILE_MODE, lstatOrNull } from "./guard-dir.ts";
-import { isAbsent, readRegularFile, SafeReadError } from "./safe-read.ts";
+import { type ProcessIdentity, proveDead, selfIdentity } from "./process-identity.ts";
+import { isAbsent, SAFE_READ_FLAGS } from "./safe-read.ts";
 
 export type { HeldLock, LockEvents, LockHolder };
 
@@ -32,9 +40,14 @@ export class RefreshLocks {
   private readonly timing: LockTiming;
   private readonly events: LockEvents;
   private readonly now: () => number;
+  /** Where owner records are written before they are renamed into place (same filesystem). */
+  private readonly tmpDir: string;
+  /** The last owner record read per key, with the lock directory it names: re-read only when that changes. */
+  private readonly owners = new Map<string, OwnerRecord>();
 
-  constructor(dir: string, timing: LockTiming, events: LockEvents = {}, now: () => number = Date.now) {
+  constructor(dir: string, timing: LockTiming, events: LockEvents = {}, now: () => number = Date.now, tmpDir = dir) {
     this.dir = dir;
+    this.tmpDir = tmpDir;
     this.timing = timing;
     this.events = events;
     this.now = now;
@@ -52,6 +65,11 @@ export class RefreshLocks {
   /** Takes the lock for `key` if it is free or stale; null while a live holder has it. */
   async tryAcquire(key: string): Promise<HeldLock | null> {
     const path = this.lockPath(key);
+    // A fresh lock directory: a live holder's unless its death is proven. Deciding that from one
+    // stat spares the waiter proper-lockfile's mkdir-and-stat on every poll.
+    const held = lstatSyncOrNull(path);
+    if (held === null) this.owners.delete(key);
+    if (held?.isDirectory() && Math.abs(this.now() - held.mtimeMs) <= this.timing.staleMs && !this.breakDead(key, path, held)) return null;
     let compromised = false;
     let release: () => Promise<void>;
     try {
@@ -62,9 +80,14 @@ export class RefreshLocks {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ELOCKED") {
+        const stat = lstatSyncOrNull(path);
+        if (stat?.isDirectory() && this.breakDead(key, path, stat)) return this.tryAcquire(key);
         await this.breakFutureLock(key, path);
         return null;
       }
+      // proper-lockfile stats its new directory right after creating it: gone by then means
+      // another process already took it over as stale (this one stalled past staleMs). Not ours.
+      if (code === "ENOENT" && (error as NodeJS.ErrnoException).syscall === "stat") return null;
       // Something that is not a lock directory sits at the path (a regular file, or a stale lock
       // directory with a file inside that rmdir cannot remove): set it aside so the next try can
       // take the lock, instead of failing every refresh of this token until someone removes it.
@@ -74,7 +97,15 @@ export class RefreshLocks {
       }
       throw error;
     }
-    const stat = await fsp.stat(path);
+    const stat = lstatSyncOrNull(path);
+    if (stat === null) {
+      // Taken over and gone already (this process stalled past staleMs right after its mkdir, as
+      // under a CPU starved by dozens of processes): not ours; the next poll tries again.
+      compromised = true;
+      this.events.onCompromised?.(key, path);
+      await release().catch(() => undefined);
+      return null;
+    }
     // A taken-over lock is a new directory at the same path, and filesystems reuse a freed inode
     // number at once (ext4 does), so the inode alone cannot tell ours from the newcomer's: compare
     // the birth time too, and a nonce in the owner record that a newcomer overwrites.
@@ -82,11 +113,11 @@ export class RefreshLocks {
     const birthtimeMs = stat.birthtimeMs;
     const nonce = randomBytes(8).toString("hex");
     const ownerPath = join(this.dir, `${key}.owner`);
-    await writeOwner(ownerPath, { pid: process.pid, since: this.now(), nonce });
+    writeOwner(ownerPath, this.tmpDir, { ...selfIdentity(), since: this.now(), nonce, lock: { ino, born: birthtimeMs } });
     const stillOurs = async (): Promise<boolean> => {
-      const current = await lstatOrNull(path);
+      const current = lstatSyncOrNull(path);
       if (current === null || current.ino !== ino || current.birthtimeMs !== birthtimeMs) return false;
-      return (await readOwnerNonce(ownerPath)) === nonce;
+      return readOwnerNonce(ownerPath) === nonce;
     };
     let released = false;
     return {
@@ -106,7 +137,7 @@ export class RefreshLocks {
         // Taken over: the directory at `path` is the new holder's; removing it would free their lock.
         // Our heartbeat finds the foreign mtime on its next beat and stops by itself.
         if (compromised) return;
-        await fsp.rm(ownerPath, { force: true });
+        rmSync(ownerPath, { force: true });
         try {
           await release();
         } catch (error) {
@@ -116,6 +147,67 @@ export class RefreshLocks {
         }
       },
     };
+  }
+
+  /**
+   * Breaks the lock at `path` (whose stat is `stat`) if its owner record belongs to this very lock
+   * directory and proves its holder dead; true if the lock is gone (now or meanwhile) and a try may
+   * take it. False while the holder may live, the record is missing or another breaker is at work.
+   */
+  private breakDead(key: string, path: string, stat: fs.Stats): boolean {
+    const ownerPath = join(this.dir, `${key}.owner`);
+    // A waiter polls while the same holder keeps the same lock: its record is read once.
+    let owner = this.owners.get(key) ?? null;
+    if (owner === null || !ownsLock(owner, stat)) {
+      owner = readOwner(ownerPath);
+      if (owner === null || !ownsLock(owner, stat)) {
+        this.owners.delete(key);
+        return false;
+      }
+      this.owners.set(key, owner);
+    }
+    const proof = proveDead(owner as Partial<ProcessIdentity>);
+    if (proof === null) return false;
+    // Breakers take turns: whoever creates `<key>.breaking` checks and moves; the others wait a poll.
+    const turn = join(this.dir, `${key}.breaking`);
+    try {
+      mkdirSync(turn, { mode: DIR_MODE });
+    } catch (error) {
+      // Breaking is a shortcut: anything odd here leaves the lock to the heartbeat.
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") return false;
+      // A breaker that died mid-turn left its directory: clear it after staleMs; the next poll tries again.
+      const left = lstatSyncOrNull(turn);
+      if (left !== null && this.now() - left.mtimeMs > this.timing.staleMs) rmSync(turn, { recursive: true, force: true });
+      return false;
+    }
+    try {
+      // Compare, then take: still the same directory and the same dead holder's record?
+      const now = lstatSyncOrNull(path);
+      if (now === null) return true;
+      if (now.ino !== stat.ino || now.birthtimeMs !== stat.birthtimeMs) return false;
+      const again = readOwner(ownerPath);
+      if (again === null || again.nonce !== owner.nonce || !ownsLock(again, now)) return false;
+      // The record first, so a newcomer's record is never the one removed; then the lock in one rename.
+      const aside = join(this.dir, `.dead-${key}-${this.now()}-${randomBytes(3).toString("hex")}`);
+      try {
+        renameSync(ownerPath, `${aside}.owner`);
+      } catch {
+        return false;
+      }
+      try {
+        renameSync(path, aside);
+      } catch (error) {
+        // Gone meanwhile (removed by a stale takeover): free either way. Else leave it to the heartbeat.
+        if (!isAbsent(error)) return false;
+      }
+      rmSync(`${aside}.owner`, { force: true });
+      rmSync(aside, { recursive: true, force: true });
+      this.events.onDeadHolder?.(key, path, proof, owner.pid as number);
+      this.owners.delete(key);
+      return true;
+    } finally {
+      rmSync(turn, { recursive: true, force: true });
+    }
   }
 
   /** Moves whatever blocks the lock path to `<locks>/.aside-<name>-<time>` (kept for inspection). */
@@ -203,6 +295,12 @@ export class RefreshLocks {
       }
     }
     for (const name of names) {
+      // A breaker that died between moving a dead holder's lock aside and removing it.
+      if ((name.startsWith(".dead-") || name.endsWith(".breaking")) && (await old(name, OWNER_TMP_MAX_AGE_MS))) {
+        await fsp.rm(join(this.dir, name), { recursive: true, force: true });
+        removed += 1;
+        continue;
+      }
       if (name.includes(".owner.") && name.endsWith(".tmp") && (await old(name, OWNER_TMP_MAX_AGE_MS))?.isFile()) {
         await fsp.rm(join(this.dir, name), { force: true });
         removed += 1;
@@ -237,7 +335,7 @@ export class RefreshLocks {
       const born = stat.birthtimeMs > 0 ? stat.birthtimeMs : stat.ctimeMs;
       const holder: LockHolder = { key, ageMs: Math.max(0, Math.round(this.now() - born)) };
       // No owner record (crashed between mkdir and write), or not one: age alone.
-      const owner = await readOwner(join(this.dir, `${key}.owner`));
+      const owner = readOwner(join(this.dir, `${key}.owner`));
       if (typeof owner?.pid === "number") holder.pid = owner.pid;
       if (typeof owner?.since === "number") holder.ageMs = Math.max(0, Math.round(this.now() - owner.since));
       holders.push(holder);
@@ -252,14 +350,46 @@ const PRIVATE_FS = {
   mkdir: (path: string, callback: (error: NodeJS.ErrnoException | null) => void) => fs.mkdir(path, { mode: DIR_MODE }, callback),
 };
 
-/** The owner record, or null when absent or not a readable record (never blocks on a FIFO). */
-async function readOwner(path: string): Promise<{ pid?: unknown; since?: unknown; nonce?: unknown } | null> {
+/** An owner record's fields, as read (checked where used). */
+type OwnerRecord = Record<string, unknown> & { pid?: unknown; since?: unknown; nonce?: unknown; lock?: unknown };
+
+/** Whether `owner` was written for the lock directory `stat` (the same inode and birth time). */
+function ownsLock(owner: OwnerRecord, stat: fs.Stats): boolean {
+  const lock = owner.lock;
+  return isRecord(lock) && lock.ino === stat.ino && lock.born === stat.birthtimeMs;
+}
+
+function lstatSyncOrNull(path: string): fs.Stats | null {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    if (isAbsent(error)) return null;
+    throw error;
+  }
+}
+
+/**
+ * The owner record, or null when absent or not a readable record. Synchronous: a few dozen bytes,
+ * opened without blocking and without following a link (never hangs on a FIFO).
+ */
+function readOwner(path: string): OwnerRecord | null {
+  let fd: number;
+  try {
+    fd = openSync(path, SAFE_READ_FLAGS);
+  } catch {
+    return null;
+  }
   let text: string;
   try {
-    text = await readRegularFile(path, MAX_OWNER_BYTES);
-  } catch (error) {
-    if (error instanceof SafeReadError) return null;
-    throw error;
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || stat.size > MAX_OWNER_BYTES) return null;
+    const buffer = Buffer.alloc(stat.size);
+    const read = readSync(fd, buffer, 0, stat.size, 0);
+    text = buffer.toString("utf8", 0, read);
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
   }
   try {
     const owner: unknown = JSON.parse(text);
@@ -269,18 +399,23 @@ async function readOwner(path: string): Promise<{ pid?: unknown; since?: unknown
   }
 }
 
-async function readOwnerNonce(path: string): Promise<string | undefined> {
-  const nonce = (await readOwner(path))?.nonce;
+function readOwnerNonce(path: string): string | undefined {
+  const nonce = readOwner(path)?.nonce;
   return typeof nonce === "string" ? nonce : undefined;
 }
 
-async function writeOwner(path: string, owner: { pid: number; since: number; nonce: string }): Promise<void> {
-  const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  const handle = await fsp.open(tmp, CREATE_FLAGS, FILE_MODE);
+/** Written beside the lock and renamed into place: a reader sees the whole record or none. */
+function writeOwner(
+  path: string,
+  tmpDir: string,
+  owner: ProcessIdentity & { since: number; nonce: string; lock: { ino: number; born: number } },
+): void {
+  const tmp = join(tmpDir, `${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  const fd = openSync(tmp, CREATE_FLAGS, FILE_MODE);
   try {
-    await handle.writeFile(JSON.stringify(owner));
+    fs.writeSync(fd, JSON.stringify(owner));
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
-  await fsp.rename(tmp, path);
+  renameSync(tmp, path);
 }

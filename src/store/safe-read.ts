@@ -3,7 +3,7 @@
 // at most `maxBytes`. A FIFO opened this way returns at once instead of hanging the thread pool.
 import { constants, promises as fsp } from "node:fs";
 
-const SAFE_READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+export const SAFE_READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 /** Same, for files a user may deliberately link (agent stores shared between setups). */
 const SAFE_READ_FOLLOW_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 

@@ -1,5 +1,5 @@
 // Starts simulated agent processes (simulated-agent.ts) and talks to them over IPC.
-import { type ChildProcess, fork } from "node:child_process";
+import { type ChildProcess, fork, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 import type { AgentConfig, CallResult, Mark, Mode, StageTimes } from "./simulated-agent.ts";
@@ -7,6 +7,8 @@ import type { AgentConfig, CallResult, Mark, Mode, StageTimes } from "./simulate
 export type { AgentConfig, CallResult, Mark, Mode, StageTimes };
 
 const AGENT = fileURLToPath(new URL("./simulated-agent.ts", import.meta.url));
+
+const NS_SHELL = 'echo "$RG_NS_LAST_PID" > /proc/sys/kernel/ns_last_pid 2>/dev/null; "$@" & wait';
 
 export interface LogLine {
   level: string;
@@ -25,11 +27,25 @@ export class Agent {
   private stageWaiters: ((stage: string) => void)[] = [];
   private readonly cpuWaiters = new Map<number, (usage: { cpuUs: number; stages: StageTimes; marks: Mark[] }) => void>();
 
-  constructor(config: AgentConfig) {
-    this.child = fork(AGENT, [], {
-      env: { ...process.env, AGENT_CONFIG: JSON.stringify(config) },
-      stdio: ["ignore", "pipe", "pipe", "ipc"],
-    });
+  /**
+   * `options.pidNamespace`: run the agent in a pid namespace of its own (`unshare --pid --fork
+   * --mount-proc --kill-child`, root only), as a container on the same volume would; killing
+   * `child` then kills the agent too.
+   */
+  constructor(config: AgentConfig, options: { pidNamespace?: boolean } = {}) {
+    const env = { ...process.env, AGENT_CONFIG: JSON.stringify(config) };
+    this.child = options.pidNamespace
+      ? spawn(
+          "unshare",
+          // Inside, the agent gets a high pid that nothing in the parent's namespace has, as a
+          // container's process would (ns_last_pid is writable by root in its own namespace).
+          ["--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", NS_SHELL, "sh", process.execPath, ...process.execArgv, AGENT],
+          {
+            env: { ...env, RG_NS_LAST_PID: String(20_000 + Math.floor(Math.random() * 12_000)) },
+            stdio: ["ignore", "pipe", "pipe", "ipc"],
+          },
+        )
+      : fork(AGENT, [], { env, stdio: ["ignore", "pipe", "pipe", "ipc"] });
     this.child.stdout?.on("data", (chunk: Buffer) => this.output.push(chunk.toString()));
     this.child.stderr?.on("data", (chunk: Buffer) => this.output.push(chunk.toString()));
     this.ready = new Promise((resolve, reject) => {
@@ -46,9 +62,11 @@ export class Agent {
           cpuUs?: number;
           stages?: StageTimes;
           marks?: Mark[];
+          lines?: LogLine[];
         }) => {
           if (message.type === "ready") resolve();
           if (message.type === "log" && message.line !== undefined) this.logs.push({ level: message.level ?? "info", line: message.line });
+          if (message.type === "logs" && message.lines) this.logs.push(...message.lines);
           if (message.type === "stage" && message.stage) {
             for (const wake of this.stageWaiters.splice(0)) wake(message.stage);
           }
@@ -69,6 +87,15 @@ export class Agent {
   /** The `event=` field of each log line, e.g. "redeemed", "shared", "failed". */
   get events(): string[] {
     return this.logs.map(({ line }) => /event=(\S+)/.exec(line)?.[1] ?? "");
+  }
+
+  /** The same, with the reason of warnings and failures: `warning:lock_compromised`, `failed:lock_timeout`. */
+  get reasons(): string[] {
+    return this.logs.map(({ line }) => {
+      const event = /event=(\S+)/.exec(line)?.[1] ?? "";
+      const reason = /reason=(\S+)/.exec(line)?.[1];
+      return reason === undefined ? event : `${event}:${reason}`;
+    });
   }
 
   /**
@@ -111,8 +138,8 @@ export class Agent {
   }
 }
 
-export async function startAgents(count: number, config: AgentConfig): Promise<Agent[]> {
-  const agents = Array.from({ length: count }, () => new Agent(config));
+export async function startAgents(count: number, config: AgentConfig, options: { pidNamespace?: boolean } = {}): Promise<Agent[]> {
+  const agents = Array.from({ length: count }, () => new Agent(config, options));
   await Promise.all(agents.map((agent) => agent.ready));
   return agents;
 }

@@ -20,7 +20,6 @@ export async function openFileGuard(options: FileGuardOptions): Promise<FileGuar
     onEvent: rest.onEvent ?? (() => undefined),
     ...(rest.now ? { now: rest.now } : {}),
     ...(rest.stage ? { stage: rest.stage } : {}),
-    ...(rest.leanWaits !== undefined ? { leanWaits: rest.leanWaits } : {}),
   });
   const guard = new RefreshGuard({ ...rest, coordination: files });
   return Object.assign(guard, { journal: files.journal, locks: files.locks });

@@ -11,12 +11,14 @@
 //   bare   a plain POST of the presented token with the process's own fetch, no coordination;
 //   peer   what OpenClaw's core does since 2026.4.20 (see peerRefresh);
 //   floor  the least any design could cost: one caller POSTs and writes the answer to a file,
-//          every other caller waits on a watch of that file, then reads it.
+//          every other caller waits on a watch of that file, then reads it;
+//   durable the least a correct design must do (see durableCall): an elected redeemer, a durable
+//          write (fsync, link, directory fsync), and a Response for every caller.
 // A "cpu" message answers with the process's CPU time so far.
 
-import { createHash } from "node:crypto";
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, watch, writeFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, watch, writeFileSync } from "node:fs";
+import { link, open as openFile, readFile, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -48,7 +50,6 @@ export interface AgentConfig {
   /** Benchmark only: the directory where `floor` refreshes leave their answer. */
   floorDir?: string;
   /** Benchmark only: false runs the guard with its waiter-path optimisation switched off (the "before"). */
-  waiterOptimisation?: boolean;
   /** Benchmark only: time spent in each step of the guard, reported with each result. */
   profile?: boolean;
 }
@@ -72,7 +73,7 @@ export interface PeerConfig {
   marginMs: number;
 }
 
-export type Mode = "guard" | "bare" | "peer" | "floor";
+export type Mode = "guard" | "bare" | "peer" | "floor" | "durable";
 
 export interface CallResult {
   status: number;
@@ -98,7 +99,19 @@ export type StageTimes = Record<string, { n: number; ms: number }>;
 
 const config = JSON.parse(process.env.AGENT_CONFIG ?? "{}") as AgentConfig;
 const send = (message: unknown) => process.send?.(message);
-const log = (level: string) => (line: string) => send({ type: "log", level, line });
+// Log lines leave in one IPC message per event-loop turn, after the turn: the harness's own
+// bookkeeping must not sit on the guard's path (one message per debug line did, measurably).
+let logBatch: { level: string; line: string }[] = [];
+const log = (level: string) => (line: string) => {
+  if (logBatch.length === 0) setImmediate(flushLogs);
+  logBatch.push({ level, line });
+};
+function flushLogs(): void {
+  if (logBatch.length === 0) return;
+  const lines = logBatch;
+  logBatch = [];
+  send({ type: "logs", lines });
+}
 
 if (config.dropSignal) {
   const base = globalThis.fetch;
@@ -112,6 +125,7 @@ if (config.dropSignal) {
 /** Reports reaching `stage` and waits for the parent's "continue", if `stage` is the configured pause. */
 async function pause(stage: Stage): Promise<void> {
   if (stage !== config.pauseAt) return;
+  flushLogs();
   const resumed = new Promise((resolve) => process.once("message", resolve));
   send({ type: "stage", stage, pid: process.pid });
   await resumed;
@@ -139,7 +153,6 @@ if (config.guard !== false) {
     logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
     stateDir: config.stateDir,
     stage: pause,
-    waiterOptimisation: config.waiterOptimisation !== false,
   });
   installFetchInterceptor(runtime.routes());
 }
@@ -265,6 +278,67 @@ async function floorCall(refreshToken: string, redeems: boolean): Promise<CallRe
   return { ...result, ms: performance.now() - started };
 }
 
+// ---------------------------------------------------------------------------------------------
+// durable: the fair floor, what any correct design must do and nothing more. Each process's callers
+// share one attempt (in-process single flight); processes elect the redeemer with an O_EXCL file;
+// it POSTs, writes the answer durably (temp file outside the watched directory, fsync, link,
+// directory fsync), and every other process wakes on a watch of the answer and reads it. Every
+// caller gets its own Response built from the answer, as a host's fetch caller would.
+
+let durableWait: { name: string; answer: Promise<string> } | null = null;
+
+async function durableCall(refreshToken: string): Promise<CallResult> {
+  const started = performance.now();
+  const name = `${createHash("sha256").update(refreshToken).digest("hex").slice(0, 32)}.json`;
+  if (durableWait?.name !== name) durableWait = { name, answer: durableAnswer(refreshToken, name) };
+  try {
+    const response = new Response(await durableWait.answer, { status: 200, headers: { "content-type": "application/json" } });
+    const body = (await response.json()) as { access_token?: string; refresh_token?: string };
+    if (!body.access_token || !body.refresh_token)
+      return { status: 200, error: "incomplete token response", ms: performance.now() - started };
+    return { status: 200, access: body.access_token, refresh: body.refresh_token, ms: performance.now() - started };
+  } catch (error) {
+    return { status: 0, error: `${(error as Error).name}: ${(error as Error).message}`, ms: performance.now() - started };
+  }
+}
+
+async function durableAnswer(refreshToken: string, name: string): Promise<string> {
+  const dir = join(config.floorDir!, "durable");
+  const tmpDir = join(config.floorDir!, "durable-tmp");
+  mkdirSync(dir, { recursive: true });
+  mkdirSync(tmpDir, { recursive: true });
+  try {
+    closeSync(openSync(join(tmpDir, `${name}.elected`), constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    return waitForFile(dir, name);
+  }
+  const response = await plainFetch(config.tokenUrl, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken, client_id: "app_test" }).toString(),
+  });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`token endpoint answered ${response.status}`);
+  const tmp = join(tmpDir, `.${randomBytes(8).toString("hex")}.tmp`);
+  const handle = await openFile(tmp, "wx", 0o600);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await link(tmp, join(dir, name));
+  await rm(tmp, { force: true });
+  const dirHandle = await openFile(dir, "r");
+  try {
+    await dirHandle.sync();
+  } finally {
+    await dirHandle.close();
+  }
+  return text;
+}
+
 function waitForFile(dir: string, name: string): Promise<string> {
   return new Promise((resolve, reject) => {
     let done = false;
@@ -375,6 +449,7 @@ process.on(
     const call = (index: number): Promise<CallResult> => {
       if (mode === "peer") return peerCall();
       if (mode === "floor") return floorCall(message.refreshToken, message.redeems === true && index === 0);
+      if (mode === "durable") return durableCall(message.refreshToken);
       return callOnce(message.refreshToken, mode === "bare" ? plainFetch : fetch);
     };
     const results = await Promise.all(
@@ -382,6 +457,7 @@ process.on(
         call(index).then((result) => (config.profile ? { ...result, endAt: epoch() } : result)),
       ),
     );
+    flushLogs();
     send({ type: "result", id: message.id, results });
   },
 );

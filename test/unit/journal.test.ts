@@ -281,10 +281,10 @@ describe("Journal quarantine of unreadable entries", () => {
 });
 
 describe("Journal temp files", () => {
-  it("never reads a write interrupted half way (a stray .tmp file) as an entry", async () => {
-    const crash = new Error("simulated crash mid-write");
+  it("never reads a write interrupted before its link (a stray .tmp file) as an entry", async () => {
+    const crash = new Error("simulated crash before the link");
     const j = journal({
-      midWrite: () => {
+      beforeLink: () => {
         throw crash;
       },
     });

@@ -56,15 +56,6 @@ describe("StatusStore", () => {
     expect(summary.counts).toMatchObject({ shared: 1, redeemed: 1 });
   });
 
-  it("writes each outcome at once with coalesce off", async () => {
-    const store = new StatusStore(root, ticks(), { coalesce: false });
-    const first = store.record(shared(1));
-    const second = store.record(shared(2));
-    expect(first).not.toBe(second);
-    await Promise.all([first, second]);
-    expect((await lines()).map((record) => record.at).sort()).toEqual([1, 2]);
-  });
-
   it("writes coalesced outcomes synchronously when the process exits before the next turn", async () => {
     const { spawnSync } = await import("node:child_process");
     const script = [
