@@ -12,6 +12,7 @@ export type WarningReason =
   | "sibling_failed"
   | "sibling_unreadable"
   | "sibling_write_back_failed"
+  | "sibling_write_back_skipped"
   | "prune_failed"
   | "backend_unavailable";
 

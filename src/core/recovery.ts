@@ -147,19 +147,9 @@ export class Recovery {
       return set;
     }
     try {
-      const set = await call.resolveSibling(candidate.refreshToken);
-      if (set !== null && candidate.onRedeemed !== undefined && set.refreshToken !== candidate.refreshToken) {
-        // The sibling's owner (the Codex CLI) still holds the token just spent: hand it the successor.
-        await candidate
-          .onRedeemed(set)
-          .catch((error: Error) =>
-            ctx.warn(
-              "sibling_write_back_failed",
-              `could not hand the successor back to ${candidate.source}: ${(error as NodeJS.ErrnoException).code ?? error.message}`,
-            ),
-          );
-      }
-      return set;
+      // Redeemed under the lock like any token; the redemption hands the successor to whichever
+      // tool's file still holds the candidate (the Codex CLI's), in the same critical section.
+      return await call.resolveSibling(candidate.refreshToken);
     } catch (error) {
       ctx.warn(
         "sibling_failed",

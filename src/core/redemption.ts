@@ -148,6 +148,8 @@ async function journalSuccess(
   }
   const winner = await ctx.coordination.writeEntry(key, token, set);
   await ctx.stage("journaled");
+  // Still holding the lock: whoever else holds `token` (the Codex CLI's file) gets the successor now.
+  await ctx.handBack(token, winner, key);
   return winner;
 }
 

@@ -105,6 +105,7 @@ export class RefreshGuard {
       stage,
       emit,
       leanWaits,
+      handBackTo: options.siblingSources ?? [],
     });
     this.ctx = ctx;
     this.recovery = new Recovery(ctx, options.siblingSources ?? []);

@@ -181,11 +181,11 @@ describe("Codex CLI write-back", () => {
     return file;
   }
 
-  it("the credential read from auth.json writes the successor back: same shape, 0600, last_refresh now", async () => {
+  it("the source of auth.json writes the successor back: same shape, same mode, last_refresh now", async () => {
     const file = await codexFile("rt_old");
-    const [credential] = await codexCliAuth(file).load(() => undefined);
-    expect(credential?.onRedeemed).toBeTypeOf("function");
-    await credential!.onRedeemed!(successor);
+    const source = codexCliAuth(file);
+    expect((await source.load(() => undefined))[0]?.refreshToken).toBe("rt_old");
+    expect(await source.handBack!("rt_old", successor)).toEqual({ kind: "written" });
     const written = JSON.parse(await readFile(file, "utf8"));
     expect(written).toEqual({
       OPENAI_API_KEY: null,
@@ -194,13 +194,14 @@ describe("Codex CLI write-back", () => {
       extra_field: 7,
     });
     expect(Date.now() - Date.parse(written.last_refresh)).toBeLessThan(60_000);
-    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    // The owner's mode is kept.
+    expect((await stat(file)).mode & 0o777).toBe(0o644);
   });
 
   it("leaves the file alone when the Codex CLI has rotated it meanwhile", async () => {
     const file = await codexFile("rt_codex_newer");
     const before = await readFile(file, "utf8");
-    await writeCodexSuccessor(file, "rt_old", successor);
+    expect(await writeCodexSuccessor(file, "rt_old", successor)).toEqual({ kind: "not-held" });
     expect(await readFile(file, "utf8")).toBe(before);
   });
 });
