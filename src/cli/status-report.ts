@@ -43,7 +43,9 @@ export function formatStatus(report: StatusReport): string {
     lines.push(
       `sibling state dirs (${siblings.setting === "auto" ? "found: ~/.openclaw, ~/.openclaw-*" : "listed"}): ${siblings.dirs.length === 0 ? "none" : siblings.dirs.join(", ")}`,
     );
-    lines.push(`codex cli auth: ${guard.codexAuthFile ?? "not read"}`);
+    lines.push(
+      `codex cli auth: ${guard.codexAuthFile === null ? "not read" : `${guard.codexAuthFile} (${guard.codexAuthFileExists ? "present" : "absent"})`}`,
+    );
     lines.push(
       `locks: ${guard.locks.length === 0 ? "none held" : guard.locks.map((l) => `${l.key} pid ${l.pid ?? "?"} for ${(l.ageMs / 1000).toFixed(1)} s`).join(", ")}`,
     );
@@ -62,7 +64,31 @@ export function formatStatus(report: StatusReport): string {
       }
     }
   }
-  return `${lines.join("\n")}\n`;
+  // Every field may come from outside (an endpoint's error code, a path): no control character
+  // reaches the terminal (no escape sequence, no clipboard write, no forged line).
+  return `${lines.map(printable).join("\n")}\n`;
+}
+
+/** C0/C1 control characters, line/paragraph separators and bidi overrides. */
+function unprintable(code: number): boolean {
+  return (
+    code <= 0x1f ||
+    (code >= 0x7f && code <= 0x9f) ||
+    code === 0x2028 ||
+    code === 0x2029 ||
+    (code >= 0x202a && code <= 0x202e) ||
+    (code >= 0x2066 && code <= 0x2069)
+  );
+}
+
+/** `text` with every unprintable character shown as a \u escape. */
+export function printable(text: string): string {
+  let out = "";
+  for (const char of text) {
+    const code = char.charCodeAt(0);
+    out += unprintable(code) ? `\\u${code.toString(16).padStart(4, "0")}` : char;
+  }
+  return out;
 }
 
 function coordinationLine(c: GuardStatus["coordination"]): string {

@@ -29,6 +29,8 @@ export interface RecoveryCall {
 export interface Recovered {
   set: TokenSet;
   source: string;
+  /** This call's entry is the one journaled (false: another process recovered the same token first). */
+  won: boolean;
 }
 
 export class Recovery {
@@ -62,8 +64,19 @@ export class Recovery {
     for (const candidate of candidates) {
       const set = await this.adoptOrRedeem(candidate, call);
       if (set === null) continue;
+      // What the endpoint returned for the sibling's token says whose it really is (a store's
+      // unsigned claims do not): anyone else's tokens are never handed over, nor journaled here.
+      const returned = this.identityOfTokens(set.accessToken, set.idToken);
+      if (returned === null || !sameIdentity(owner, { ...returned, accountId: returned.accountId ?? set.accountId })) {
+        this.ctx.warn(
+          "sibling_identity_mismatch",
+          `the tokens redeemed for the sibling from ${candidate.source} belong to another identity than the spent token's; discarded`,
+          call.key,
+        );
+        continue;
+      }
       const winner = await this.ctx.coordination.writeEntry(call.key, call.token, set);
-      return { set: winner, source: candidate.source };
+      return { set: winner, source: candidate.source, won: winner === set };
     }
     return null;
   }

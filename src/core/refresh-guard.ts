@@ -15,13 +15,13 @@ import { FileCoordination } from "../store/file-coordination.ts";
 import type { Journal } from "../store/journal.ts";
 import type { RefreshLocks } from "../store/refresh-lock.ts";
 import { keyLabel, tokenKey } from "../store/token-crypto.ts";
-import { ChainError, ReloginRequiredError } from "./errors.ts";
+import { ChainError, DeadlineError, ReloginRequiredError } from "./errors.ts";
 import type { GuardEvent } from "./events.ts";
 import { GuardContext, type Redeem, type Stage } from "./guard-context.ts";
 import { KeyedMutex } from "./keyed-mutex.ts";
 import { Recovery } from "./recovery.ts";
 import { redeemNewest } from "./redemption.ts";
-import { DEFAULT_TIMING, type GuardTiming, LEFTOVER_LOCK_MS, MAX_CHAIN } from "./timing.ts";
+import { DEFAULT_TIMING, type GuardTiming, LEFTOVER_LOCK_MS, MAX_CHAIN, refreshDeadlineMs } from "./timing.ts";
 
 export type { GuardEvent, GuardTiming, Redeem, Stage };
 export { DEFAULT_TIMING, MAX_CHAIN };
@@ -139,7 +139,7 @@ export class RefreshGuard {
     // Aborted before anything was sent: send nothing, like fetch.
     if (signal?.aborted) return Promise.reject(aborted());
     const started = this.ctx.now();
-    const work = this.resolveShared(refreshToken, redeem, started).then((resolved) => this.answer(resolved));
+    const work = this.bounded(refreshToken, this.resolveShared(refreshToken, redeem, started)).then((resolved) => this.answer(resolved));
     if (!signal) return work;
     work.catch(() => undefined);
     return new Promise<Response>((resolve, reject) => {
@@ -147,6 +147,23 @@ export class RefreshGuard {
       signal.addEventListener("abort", onAbort, { once: true });
       work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
     });
+  }
+
+  /** `work`, or a DeadlineError once the refresh's overall deadline has passed (fail closed). */
+  private bounded<T>(token: string, work: Promise<T>): Promise<T> {
+    const deadlineMs = refreshDeadlineMs(this.timing);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const key = tokenKey(token);
+        const error = new DeadlineError(deadlineMs, { provider: this.provider });
+        this.ctx.fail(key, "deadline", error.message);
+        reject(error);
+      }, deadlineMs);
+      timer.unref();
+    });
+    work.catch(() => undefined);
+    return Promise.race([work, expired]).finally(() => clearTimeout(timer));
   }
 
   holders(): Promise<LockHolder[]> {
@@ -191,7 +208,11 @@ export class RefreshGuard {
     const chain: string[] = [];
     let latest: TokenSet | null = null;
     let current = token;
+    // Real elapsed time (ctx.now may be a test's clock that jumps).
+    const deadline = performance.now() + refreshDeadlineMs(this.timing);
     for (;;) {
+      // Past the deadline the caller has its DeadlineError already: stop, whatever the journal keeps doing.
+      if (performance.now() > deadline) throw new DeadlineError(refreshDeadlineMs(this.timing), { provider: this.provider });
       const key = tokenKey(current);
       if (chain.includes(key)) throw new ChainError("redemption chain loops", { provider: this.provider });
       chain.push(key);
@@ -205,14 +226,17 @@ export class RefreshGuard {
       chain.pop();
       const firstKey = keyLabel(tokenKey(token));
       if (latest !== null && ctx.isFresh(latest.expiresAt)) {
-        ctx.emit({ type: "shared", provider: this.provider, key: firstKey, hops: chain.length, ms: ctx.now() - started });
+        // A nested resolution (recovery redeeming a sibling's token) is part of the host's one refresh: counted there.
+        if (allowRecovery)
+          ctx.emit({ type: "shared", provider: this.provider, key: firstKey, hops: chain.length, ms: ctx.now() - started });
         return { kind: "set", set: latest, hops: chain.length };
       }
       const result = await redeemNewest(ctx, this.mutex, key, current, redeem);
       if (result.kind === "advanced") continue;
       if (result.kind === "redeemed") {
         this.maybePrune();
-        ctx.emit({ type: "redeemed", provider: this.provider, key: firstKey, hops: chain.length, ms: ctx.now() - started });
+        if (allowRecovery)
+          ctx.emit({ type: "redeemed", provider: this.provider, key: firstKey, hops: chain.length, ms: ctx.now() - started });
         return { kind: "set", set: result.set, hops: chain.length + 1 };
       }
       if (result.kind === "response") {
@@ -221,6 +245,14 @@ export class RefreshGuard {
       }
       // Spent with no successor in the journal: look for one among the siblings.
       if (allowRecovery) {
+        // Another process may have recovered it meanwhile (it, not this one, counts as "recovered").
+        const recoveredElsewhere = await this.coordination.readEntry(key, current);
+        if (recoveredElsewhere !== null) {
+          chain.push(key);
+          latest = recoveredElsewhere;
+          current = recoveredElsewhere.refreshToken;
+          continue;
+        }
         const recovered = await this.recovery.recover({
           key,
           token: current,
@@ -233,10 +265,19 @@ export class RefreshGuard {
           },
         });
         if (recovered !== null) {
-          ctx.emit({ type: "recovered", provider: this.provider, key: keyLabel(key), source: recovered.source, ms: ctx.now() - started });
+          // Only the process whose entry won counts the recovery; one that lost the race shares it.
+          if (recovered.won)
+            ctx.emit({ type: "recovered", provider: this.provider, key: keyLabel(key), source: recovered.source, ms: ctx.now() - started });
+          else ctx.emit({ type: "shared", provider: this.provider, key: firstKey, hops: chain.length + 1, ms: ctx.now() - started });
           return { kind: "set", set: recovered.set, hops: chain.length + 1 };
         }
-        const error = new ReloginRequiredError(this.provider, result.code, "the guard marked it spent so no process retries it.", {
+        // Only a reuse can be a race between holders; any other spent code (refresh_token_invalidated
+        // on a first refresh after a clean login, an expired token) is a login problem.
+        const detail =
+          result.code === ctx.provider.reusedCode
+            ? "the guard marked it spent so no process retries it."
+            : "the provider ended this login (not a race between holders of the token); the guard marked it spent so no process retries it.";
+        const error = new ReloginRequiredError(this.provider, result.code, detail, {
           login: ctx.provider.loginCommand(this.provider),
         });
         ctx.fail(key, "relogin_required", error.message, result.code);

@@ -1,11 +1,11 @@
 // What the plugin runs in each host process, without depending on the host: one RefreshGuard per
 // guarded token URL (opened on first use, so register() stays synchronous and cheap), its events
 // sent to the host logger as one `key=value` line each and recorded for the status command.
-import { homedir } from "node:os";
+import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 
 import { redisPassword } from "../config/coordination-config.ts";
-import { CONFIG_ROOT, type RefreshGuardConfig } from "../config/parse-config.ts";
+import { CONFIG_ROOT, type RefreshGuardConfig, userHome } from "../config/parse-config.ts";
 import { BackendUnavailableError, type RefreshGuardError } from "../core/errors.ts";
 import { formatEvent, formatLine, type GuardEvent } from "../core/events.ts";
 import { type Redeem, RefreshGuard, type Stage } from "../core/refresh-guard.ts";
@@ -64,6 +64,8 @@ export interface GuardStatus {
   /** State dirs recovery reads besides this one, and whether they were found ("auto") or listed. */
   siblingStateDirs: { setting: "auto" | "listed"; dirs: string[] };
   codexAuthFile: string | null;
+  /** Whether the Codex CLI's file is there (it may live under $CODEX_HOME); absent when not read. */
+  codexAuthFileExists?: boolean;
   locks: { key: string; pid?: number; ageMs: number }[];
   journal: JournalSize;
   outcomes: OutcomeSummary["counts"];
@@ -218,13 +220,13 @@ export class GuardRuntime {
         agentDirs: this.deps.agentDirs ?? [],
         providers,
         siblingStateDirs: this.config.siblingStateDirs,
-        home: homedir(),
+        home: userHome(),
       }),
     ];
     const context = {
       stateDir: this.deps.stateDir,
       agentDirs: this.deps.agentDirs ?? [],
-      home: homedir(),
+      home: userHome(),
       providerFiles: { codexAuthFile: this.config.codexAuthFile },
     };
     // Each provider's own files once, however many of its ids are enabled.
@@ -267,7 +269,7 @@ export class GuardRuntime {
       providers: this.config.providers.map(({ id, tokenUrl }) => ({ id, tokenUrl })),
       siblingStateDirs: {
         setting: this.config.siblingStateDirs === "auto" ? "auto" : "listed",
-        dirs: await resolveSiblingStateDirs(this.config.siblingStateDirs, homedir(), this.deps.stateDir),
+        dirs: await resolveSiblingStateDirs(this.config.siblingStateDirs, userHome(), this.deps.stateDir),
       },
       codexAuthFile: this.config.codexAuthFile,
       locks: [],
@@ -276,6 +278,12 @@ export class GuardRuntime {
       lastOutcomeAt: {},
       recent: [],
     };
+    if (this.config.codexAuthFile !== null) {
+      report.codexAuthFileExists = await fsp.stat(this.config.codexAuthFile).then(
+        (stat) => stat.isFile(),
+        () => false,
+      );
+    }
     if (settings.backend === "redis") return this.reportRedis(report);
     let guard: RefreshGuard;
     try {

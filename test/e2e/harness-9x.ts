@@ -53,8 +53,12 @@ const probeEnvs = new WeakMap<HostWorld, NodeJS.ProcessEnv>();
  * EnvHttpProxyAgent without resolving the name. Only probes: `plugins install` runs npm, which must
  * reach the registry, not the stand-in.
  */
-export function use9xNetwork(world: HostWorld, options: { stateHome?: string | undefined; managedProxy?: string | undefined } = {}): void {
-  world.extraEnv.RG_DNS_ADDRESS = STAND_IN_ADDRESS;
+export function use9xNetwork(
+  world: HostWorld,
+  options: { stateHome?: string | undefined; managedProxy?: string | undefined; address?: string } = {},
+): void {
+  // A test file of its own may pin its own stand-in address, so it can run beside the others.
+  world.extraEnv.RG_DNS_ADDRESS = options.address ?? STAND_IN_ADDRESS;
   if (options.stateHome !== undefined) world.extraEnv.XDG_STATE_HOME = options.stateHome;
   if (options.managedProxy !== undefined) {
     // 2026.6.6 still checks the name's address before handing the POST to the proxy: answer with a
