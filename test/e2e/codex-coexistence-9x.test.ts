@@ -158,7 +158,7 @@ describe(`openclaw ${HOST} and the Codex CLI sharing one login`, () => {
         await Promise.all(worlds.map((each) => each.cleanup()));
       }
     },
-    8 * MINUTE,
+    15 * MINUTE,
   );
 
   it(
@@ -205,6 +205,6 @@ describe(`openclaw ${HOST} and the Codex CLI sharing one login`, () => {
         await Promise.all(worlds.map((each) => each.cleanup()));
       }
     },
-    8 * MINUTE,
+    15 * MINUTE,
   );
 });
