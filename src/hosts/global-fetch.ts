@@ -215,9 +215,9 @@ export function normalizeUrl(url: string): string {
   const host = parsed.hostname.replace(/\.+$/, "");
   const port = parsed.port === "" ? "" : `:${parsed.port}`;
   const path = parsed.pathname
-    .replace(/%([0-9A-Fa-f]{2})/g, (escape, hex: string) => {
+    .replace(/%([0-9A-Fa-f]{2})/g, (encoded, hex: string) => {
       const char = String.fromCharCode(Number.parseInt(hex, 16));
-      return /^[A-Za-z0-9\-._~]$/.test(char) ? char : escape.toUpperCase();
+      return /^[A-Za-z0-9\-._~]$/.test(char) ? char : encoded.toUpperCase();
     })
     .replace(/\/{2,}/g, "/")
     .replace(/\/$/, "");
