@@ -60,7 +60,7 @@ export const OPTIONS: readonly Option[] = [
     path: "guardDir",
     allowFalse: false,
     defaultText:
-      "$XDG_STATE_HOME/openclaw-refresh-guard, else ~/.local/state/openclaw-refresh-guard (one per OS user, shared by all its state dirs)",
+      "$XDG_STATE_HOME/openclaw-refresh-guard (if XDG_STATE_HOME is yours and not group/other-writable), else ~/.local/state/openclaw-refresh-guard (one per OS user, shared by all its state dirs)",
     description: "Locks, journal and status record (created 0700).",
   },
   numberOption(
@@ -90,9 +90,9 @@ export const OPTIONS: readonly Option[] = [
     kind: "path",
     path: "codexAuthFile",
     allowFalse: true,
-    defaultText: "~/.codex/auth.json",
+    defaultText: "$CODEX_HOME/auth.json, else ~/.codex/auth.json",
     description:
-      "The Codex CLI's credentials, read when looking for a sibling (and given the successor when the guard redeems a token found there); false to skip.",
+      "The Codex CLI's credentials, read when looking for a sibling, and given the successor whenever the guard redeems a token this file holds; false to skip.",
   },
   {
     kind: "pathList",
