@@ -1,7 +1,7 @@
-// The README's own commands outside the install and usage sections (those run in
-// test/e2e/readme.test.ts, the benchmark's in bench-smoke.test.ts): the demo from the README's
-// first lines, and the development commands. `npm test` itself is what CI runs; `test:unit` and
-// `test:e2e` are checked to split exactly the files `npm test` runs, so neither leaves one out.
+// The commands of the README's first lines and of docs/development.md outside the link loop (that runs
+// in test/e2e/readme.test.ts, the benchmark's in bench-smoke.test.ts): the demo, and the development
+// commands. `npm test` itself is what CI runs; `test:unit` and `test:e2e` are checked to split exactly
+// the files `npm test` runs, so neither leaves one out.
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { readdir } from "node:fs/promises";

@@ -1,8 +1,38 @@
 // The status command's report and its text form. Built only from labels, counts, paths and times.
+// The shapes live here, with their one reader; plugin/ fills them.
 
+import type { OutcomeType } from "../core/events.ts";
 import type { SeamName } from "../hosts/detect-seam.ts";
 import type { HostAssessment } from "../hosts/host-compat.ts";
-import type { GuardStatus } from "../plugin/guard-runtime.ts";
+import type { JournalSize } from "../store/journal.ts";
+
+export interface CoordinationStatus {
+  backend: "file" | "redis";
+  /** The guard directory, or the Redis URL without its password. */
+  location: string;
+  /** Redis only: whether a PING was answered, and how fast. */
+  reachable?: boolean;
+  latencyMs?: number;
+  problem?: string;
+  /** Redis only: what happens while it is unreachable. */
+  onUnavailable?: "fail" | "file";
+}
+
+export interface GuardStatus {
+  guardDir: string;
+  coordination: CoordinationStatus;
+  guardDirProblem?: string;
+  providers: { id: string; tokenUrl: string }[];
+  /** State dirs recovery reads besides this one, and whether they were found ("auto") or listed. */
+  siblingStateDirs: { setting: "auto" | "listed"; dirs: string[] };
+  /** Each enabled provider's own credential files (`codex cli auth`), null where not read; whether each is there. */
+  providerFiles: { label: string; path: string | null; exists?: boolean }[];
+  locks: { key: string; pid?: number; ageMs: number }[];
+  journal: JournalSize;
+  outcomes: Record<OutcomeType, number>;
+  lastOutcomeAt: Partial<Record<"redeemed" | "shared" | "recovered" | "failed", string>>;
+  recent: { at: string; type: string; provider: string; reason?: string; code?: string; pid: number }[];
+}
 
 export interface StatusReport {
   plugin: { id: string; version: string };
@@ -43,9 +73,8 @@ export function formatStatus(report: StatusReport): string {
     lines.push(
       `sibling state dirs (${siblings.setting === "auto" ? "found: ~/.openclaw, ~/.openclaw-*" : "listed"}): ${siblings.dirs.length === 0 ? "none" : siblings.dirs.join(", ")}`,
     );
-    lines.push(
-      `codex cli auth: ${guard.codexAuthFile === null ? "not read" : `${guard.codexAuthFile} (${guard.codexAuthFileExists ? "present" : "absent"})`}`,
-    );
+    for (const file of guard.providerFiles)
+      lines.push(`${file.label}: ${file.path === null ? "not read" : `${file.path} (${file.exists ? "present" : "absent"})`}`);
     lines.push(
       `locks: ${guard.locks.length === 0 ? "none held" : guard.locks.map((l) => `${l.key} pid ${l.pid ?? "?"} for ${(l.ageMs / 1000).toFixed(1)} s`).join(", ")}`,
     );

@@ -2,7 +2,7 @@
 // directory, or one Redis server for processes that share no disk) and how to reach Redis. Its
 // schema (for the manifest) and its parser come from the table below. Credentials come only from
 // the URL or from an environment variable the config names; they are never printed.
-import { ConfigError } from "../core/errors.ts";
+import { ConfigError } from "../errors/errors.ts";
 import { isRecord } from "../oauth/json.ts";
 import { redactUrl } from "../store/redis-url.ts";
 

@@ -28,6 +28,10 @@ export interface PathOption {
   allowFalse: boolean;
   /** Told in the schema; the real default depends on the machine. */
   defaultText: string;
+  /** The default, under the home directory (a provider's file); none = the parser's own default. */
+  homePath?: string;
+  /** Where an environment variable names the file's directory instead (`$CODEX_HOME/auth.json`). */
+  envDir?: { variable: string; file: string };
   description: string;
 }
 
@@ -86,14 +90,20 @@ export const OPTIONS: readonly Option[] = [
     scale: DAY_MS,
     integer: false,
   }),
-  {
-    kind: "path",
-    path: "codexAuthFile",
-    allowFalse: true,
-    defaultText: "$CODEX_HOME/auth.json, else ~/.codex/auth.json",
-    description:
-      "The Codex CLI's credentials, read when looking for a sibling, and given the successor whenever the guard redeems a token this file holds; false to skip.",
-  },
+  // Each provider's own credential files (providers/*.ts declare them).
+  ...PROVIDERS.flatMap((provider) =>
+    provider.files.map(
+      (file): PathOption => ({
+        kind: "path",
+        path: file.key,
+        allowFalse: true,
+        defaultText: file.envDir ? `$${file.envDir.variable}/${file.envDir.file}, else ~/${file.homePath}` : `~/${file.homePath}`,
+        homePath: file.homePath,
+        ...(file.envDir ? { envDir: file.envDir } : {}),
+        description: file.description,
+      }),
+    ),
+  ),
   {
     kind: "pathList",
     path: "siblingStateDirs",

@@ -4,11 +4,9 @@
 import { type Stats, statSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
-
-import { ConfigError } from "../core/errors.ts";
 import { DEFAULT_TIMING, type GuardTiming, heartbeatFor } from "../core/timing.ts";
+import { ConfigError } from "../errors/errors.ts";
 import { isRecord } from "../oauth/json.ts";
-import { CODEX_AUTH_FILE } from "../providers/openai.ts";
 import { knownProviderIds, providerById } from "../providers/registry.ts";
 import { type CoordinationConfig, parseCoordination } from "./coordination-config.ts";
 import { CONFIG_ROOT, type NumberOption, OPTIONS, type PathListOption, type PathOption, PLUGIN_ID } from "./options.ts";
@@ -24,8 +22,8 @@ export interface RefreshGuardConfig {
   guardDir: string;
   providers: ProviderConfig[];
   timing: GuardTiming;
-  /** Read the Codex CLI's auth.json when looking for a sibling. */
-  codexAuthFile: string | null;
+  /** Each provider's own credential files by config key (`codexAuthFile`); null = not read. */
+  providerFiles: Record<string, string | null>;
   /** Where processes coordinate (coordination-config.ts). */
   coordination: CoordinationConfig;
   /** Other OpenClaw state dirs recovery reads: "auto" (~/.openclaw, ~/.openclaw-*) or a list. */
@@ -85,13 +83,12 @@ export function userHome(env: NodeJS.ProcessEnv = process.env): string {
   return isAbsolute(fallback) ? fallback : resolve("/", fallback);
 }
 
-/** Where the Codex CLI keeps its login: $CODEX_HOME/auth.json (an absolute CODEX_HOME), else ~/.codex/auth.json. */
-export function defaultCodexAuthFile(home: string, env: NodeJS.ProcessEnv = process.env): string {
-  const codexHome = env.CODEX_HOME;
-  if (codexHome && isAbsolute(codexHome)) return join(codexHome, "auth.json");
-  return join(home, CODEX_AUTH_FILE);
+/** A provider file's default: under the directory its environment variable names (an absolute path), else under home. */
+function providerFileDefault(option: PathOption, home: string, env: NodeJS.ProcessEnv = process.env): string {
+  const dir = option.envDir ? env[option.envDir.variable] : undefined;
+  if (option.envDir && dir && isAbsolute(dir)) return join(dir, option.envDir.file);
+  return join(home, option.homePath ?? "");
 }
-
 const PROVIDER_KEYS = new Set(["enabled", "tokenUrl"]);
 
 /** Parses `raw` (plugins.entries["refresh-guard"].config); throws ConfigError naming the path. */
@@ -118,10 +115,9 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
   const home = context.home ?? userHome(context.env);
   const timing: GuardTiming = { ...DEFAULT_TIMING };
   const fallbackGuardDir = defaultGuardDir(home, context.env);
-  const paths = new Map<string, string | null>([
-    ["guardDir", fallbackGuardDir],
-    ["codexAuthFile", defaultCodexAuthFile(home, context.env)],
-  ]);
+  const paths = new Map<string, string | null>([["guardDir", fallbackGuardDir]]);
+  for (const option of OPTIONS)
+    if (option.kind === "path" && option.homePath !== undefined) paths.set(option.path, providerFileDefault(option, home, context.env));
   let siblingStateDirs: "auto" | string[] = "auto";
   for (const option of OPTIONS) {
     const value = valueAt(config, option.path);
@@ -141,7 +137,7 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
     guardDir: paths.get("guardDir") ?? fallbackGuardDir,
     providers: parseProviders(config.providers),
     timing,
-    codexAuthFile: paths.get("codexAuthFile") ?? null,
+    providerFiles: Object.fromEntries([...paths].filter(([key]) => key !== "guardDir")),
     coordination: parseCoordination(config.coordination, CONFIG_ROOT),
     siblingStateDirs,
   };

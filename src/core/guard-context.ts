@@ -1,5 +1,5 @@
 // What every part of one guard shares: the provider's rules, the coordination backend, timing,
-// the clock, and the reporting of events. Built once by RefreshGuard.open.
+// the clock, and the reporting of events. Built once by the RefreshGuard constructor.
 import type { TokenSet } from "../oauth/token-wire.ts";
 import type { Provider } from "../providers/provider.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";

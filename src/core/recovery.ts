@@ -5,11 +5,11 @@
 // enough; where the user cannot be established, nothing is adopted and the caller gets the
 // endpoint's 401 with the command that logs in again.
 
+import type { RefreshGuardError } from "../errors/errors.ts";
 import type { TokenSet } from "../oauth/token-wire.ts";
 import type { Identity } from "../providers/provider.ts";
 import type { SiblingCredential, SiblingSource } from "../siblings/sibling-source.ts";
 import { tokenKey } from "../store/token-crypto.ts";
-import type { RefreshGuardError } from "./errors.ts";
 import type { GuardContext } from "./guard-context.ts";
 
 export interface RecoveryCall {

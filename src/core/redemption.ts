@@ -5,12 +5,12 @@
 // wait is bounded: the lock wait by `waitTimeoutMs`, the exchange by `requestTimeoutMs` with a
 // timer that does not rely on the request honouring its signal.
 
+import { LockCompromisedError, LockTimeoutError } from "../errors/errors.ts";
 import { type BufferedResponse, bufferResponse, ResponseTooLargeError } from "../oauth/http-buffer.ts";
 import { parseTokenResponse, readErrorCode, type TokenSet } from "../oauth/token-wire.ts";
 import type { HeldLock } from "../store/coordination.ts";
 import { EntryTooLargeError, MAX_RESPONSE_BYTES } from "../store/sealed-entry.ts";
 import { keyLabel } from "../store/token-crypto.ts";
-import { LockCompromisedError, LockTimeoutError } from "./errors.ts";
 import type { GuardContext, Redeem } from "./guard-context.ts";
 import type { KeyedMutex } from "./keyed-mutex.ts";
 

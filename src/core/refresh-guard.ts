@@ -4,18 +4,14 @@
 // (single flight) and walks the redemption chain; redemption.ts redeems under the lock, and
 // recovery.ts looks for a sibling when a token was spent outside the guard.
 
+import { ChainError, DeadlineError, ReloginRequiredError } from "../errors/errors.ts";
 import { rebuildResponse } from "../oauth/http-buffer.ts";
 import { readErrorCode, type TokenSet, tokenResponse } from "../oauth/token-wire.ts";
-import { openai } from "../providers/openai.ts";
 import type { Provider } from "../providers/provider.ts";
 import { providerById } from "../providers/registry.ts";
 import type { SiblingSource } from "../siblings/sibling-source.ts";
 import type { Coordination, LockHolder } from "../store/coordination.ts";
-import { FileCoordination } from "../store/file-coordination.ts";
-import type { Journal } from "../store/journal.ts";
-import type { RefreshLocks } from "../store/refresh-lock.ts";
 import { keyLabel, tokenKey } from "../store/token-crypto.ts";
-import { ChainError, DeadlineError, ReloginRequiredError } from "./errors.ts";
 import type { GuardEvent } from "./events.ts";
 import { GuardContext, type Redeem, type Stage } from "./guard-context.ts";
 import { KeyedMutex } from "./keyed-mutex.ts";
@@ -27,21 +23,19 @@ export type { GuardEvent, GuardTiming, Redeem, Stage };
 export { DEFAULT_TIMING, MAX_CHAIN };
 
 export interface RefreshGuardOptions {
-  /** The provider id as configured (`openai-codex`, or an alias such as `openai`). */
+  /** The provider id as configured (`openai-codex`, or an alias such as `openai`); one providers/registry.ts knows. */
   provider: string;
-  guardDir: string;
+  /** Where processes coordinate, already opened (plugin/coordination-factory.ts builds the file or Redis backend). */
+  coordination: Coordination;
   timing?: Partial<GuardTiming>;
   siblingSources?: readonly SiblingSource[];
-  /** Where processes coordinate; default: the file backend in `guardDir`. */
-  coordination?: Coordination;
   now?: () => number;
   onEvent?: (event: GuardEvent) => void;
   stage?: (stage: Stage) => Promise<void> | void;
   /**
-   * Lean waits (default true): a waiter keeps its directory watch open between polls, re-checks
-   * the journal after a poll only where the backend cannot vouch that nothing changed, and takes
-   * the journal entry's own event as "advanced" without a separate stat. False: every poll
-   * re-checks everything and reopens the watch (the benchmark's "before").
+   * Lean waits (default true): a waiter re-checks the journal after a poll only where the backend
+   * cannot vouch that nothing changed, and takes the journal entry's own event as "advanced"
+   * without a separate stat. False: every poll re-checks everything (the benchmark's "before").
    */
   leanWaits?: boolean;
 }
@@ -51,7 +45,6 @@ type Resolved = { kind: "set"; set: TokenSet; hops: number } | { kind: "response
 
 export class RefreshGuard {
   readonly provider: string;
-  readonly guardDir: string;
   readonly timing: GuardTiming;
   readonly coordination: Coordination;
   private readonly ctx: GuardContext;
@@ -61,70 +54,24 @@ export class RefreshGuard {
   private readonly inflight = new Map<string, Promise<Resolved>>();
   private lastPrune = 0;
 
-  /** Opens the coordination backend (for files: checks and creates the guard directory) before first use. */
-  static async open(options: RefreshGuardOptions): Promise<RefreshGuard> {
-    const guard = new RefreshGuard(options);
-    await guard.coordination.open();
-    return guard;
-  }
-
-  private constructor(options: RefreshGuardOptions) {
+  constructor(options: RefreshGuardOptions) {
+    const rules: Provider | undefined = providerById(options.provider);
+    if (rules === undefined) throw new Error(`refresh-guard: unknown provider ${JSON.stringify(options.provider)}`);
     this.provider = options.provider;
-    this.guardDir = options.guardDir;
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
-    const now = options.now ?? Date.now;
-    const emit = options.onEvent ?? (() => undefined);
-    const stage = options.stage ?? (() => undefined);
-    const rules: Provider = providerById(options.provider) ?? openai;
-    const leanWaits = options.leanWaits ?? true;
-    let ctx: GuardContext | undefined;
-    this.coordination =
-      options.coordination ??
-      new FileCoordination({
-        guardDir: this.guardDir,
-        staleMs: this.timing.staleMs,
-        updateMs: this.timing.updateMs,
-        retentionMs: this.timing.retentionMs,
-        now,
-        events: {
-          onCompromised: (key) => ctx?.warn("lock_compromised", `lock ${keyLabel(key)} was taken over while held; stepping back`, key),
-          onClockSkew: (key, _path, aheadMs) =>
-            ctx?.warn("lock_clock_skew", `lock ${keyLabel(key)} mtime is ${aheadMs} ms in the future; removed it`, key),
-          onBlocked: (path, movedTo) => ctx?.warn("lock_blocked", `${path} was not a lock; moved it to ${movedTo}`),
-        },
-        onQuarantine: (error) => ctx?.warn("journal_quarantined", error.message),
-        midWrite: () => stage("journal-mid-write"),
-        watchLingerMs: leanWaits ? this.timing.pollMs * 4 : 0,
-      });
-    ctx = new GuardContext({
+    this.coordination = options.coordination;
+    this.ctx = new GuardContext({
       providerId: options.provider,
       provider: rules,
       coordination: this.coordination,
       timing: this.timing,
-      now,
-      stage,
-      emit,
-      leanWaits,
+      now: options.now ?? Date.now,
+      stage: options.stage ?? (() => undefined),
+      emit: options.onEvent ?? (() => undefined),
+      leanWaits: options.leanWaits ?? true,
       handBackTo: options.siblingSources ?? [],
     });
-    this.ctx = ctx;
-    this.recovery = new Recovery(ctx, options.siblingSources ?? []);
-  }
-
-  /** The file backend's journal (tests and status read it directly). */
-  get journal(): Journal {
-    return this.fileBackend().journal;
-  }
-
-  /** The file backend's locks. */
-  get locks(): RefreshLocks {
-    return this.fileBackend().locks;
-  }
-
-  private fileBackend(): FileCoordination {
-    if (!(this.coordination instanceof FileCoordination))
-      throw new Error(`refresh-guard: the ${this.coordination.kind} backend has no guard directory`);
-    return this.coordination;
+    this.recovery = new Recovery(this.ctx, options.siblingSources ?? []);
   }
 
   /**
@@ -277,9 +224,7 @@ export class RefreshGuard {
           result.code === ctx.provider.reusedCode
             ? "the guard marked it spent so no process retries it."
             : "the provider ended this login (not a race between holders of the token); the guard marked it spent so no process retries it.";
-        const error = new ReloginRequiredError(this.provider, result.code, detail, {
-          login: ctx.provider.loginCommand(this.provider),
-        });
+        const error = new ReloginRequiredError(this.provider, result.code, detail, ctx.provider.loginCommand(this.provider));
         ctx.fail(key, "relogin_required", error.message, result.code);
       }
       return { kind: "response", response: rebuildResponse(result.response) };

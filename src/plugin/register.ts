@@ -10,7 +10,9 @@ import { PLUGIN_ID, parseConfig, type RefreshGuardConfig } from "../config/parse
 import { formatLine } from "../core/events.ts";
 import { attachSeams, type SeamReport, seamsAttached } from "../hosts/detect-seam.ts";
 import { assessHost, type HostAssessment, needsHostUndici } from "../hosts/host-compat.ts";
-import { GuardRuntime, type HostLogger, type RuntimeDeps } from "./guard-runtime.ts";
+import { PROVIDERS } from "../providers/registry.ts";
+import type { HostLogger } from "./event-sink.ts";
+import { GuardRuntime, type RuntimeDeps } from "./guard-runtime.ts";
 
 /** The part of OpenClaw's plugin API refresh-guard uses (openclaw/plugin-sdk OpenClawPluginApi). */
 export interface PluginApi {
@@ -56,7 +58,7 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
       log.info(
         formatLine({
           event: "idle",
-          msg: `no provider enabled; set plugins.entries["${PLUGIN_ID}"].config.providers["openai-codex"].enabled to true`,
+          msg: `no provider enabled; set ${PROVIDERS.map((provider) => `plugins.entries["${PLUGIN_ID}"].config.providers["${provider.id}"].enabled`).join(" or ")} to true`,
         }),
       );
     } else if (!host.supported) {

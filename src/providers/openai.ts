@@ -4,7 +4,7 @@
 
 import { isRecord } from "../oauth/json.ts";
 import { jwtClaims } from "../oauth/token-wire.ts";
-import { codexCliAuth } from "../siblings/codex-cli-auth.ts";
+import { CODEX_AUTH_FILE, codexCliAuth } from "./openai-codex-cli.ts";
 import type { Identity, Provider } from "./provider.ts";
 
 export const OPENAI_TOKEN_URL = "https://auth.openai.com/oauth/token";
@@ -17,29 +17,28 @@ export const REUSED = "refresh_token_reused";
 export const INVALIDATED = "refresh_token_invalidated";
 export const EXPIRED = "refresh_token_expired";
 
-/** The Codex CLI file's name under the home directory. */
-export const CODEX_AUTH_FILE = ".codex/auth.json";
-
 export const openai: Provider = {
   id: "openai-codex",
   aliases: ["openai"],
   tokenUrl: OPENAI_TOKEN_URL,
   spentCodes: [REUSED, INVALIDATED, EXPIRED],
   reusedCode: REUSED,
-  reusedBody: () =>
-    JSON.stringify({
-      error: {
-        message: "Your refresh token has already been used to generate a new access token. Please try signing in again.",
-        type: "invalid_request_error",
-        param: null,
-        code: REUSED,
-      },
-    }),
   identityOf: openAiIdentity,
   loginCommand: (providerId) => `openclaw models auth login --provider ${providerId}`,
+  files: [
+    {
+      key: "codexAuthFile",
+      homePath: CODEX_AUTH_FILE,
+      // The Codex CLI keeps its login in $CODEX_HOME (default ~/.codex).
+      envDir: { variable: "CODEX_HOME", file: "auth.json" },
+      label: "codex cli auth",
+      description:
+        "The Codex CLI's credentials, read when looking for a sibling, and given the successor whenever the guard redeems a token this file holds; false to skip.",
+    },
+  ],
   extraSiblingSources: (context) => {
     const file = context.providerFiles.codexAuthFile;
-    return file === null || file === undefined ? [] : [codexCliAuth(file)];
+    return file === null || file === undefined ? [] : [codexCliAuth(file, openAiIdentity)];
   },
 };
 

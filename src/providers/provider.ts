@@ -1,7 +1,7 @@
 // What refresh-guard must know about one OAuth provider, in one place: where its token endpoint
 // is, which error codes mean "this refresh token is spent", how to tell who a credential belongs
-// to, the body the endpoint sends on reuse, the command that logs in again, and where copies of
-// its credentials live besides OpenClaw's own stores. Adding a provider is one module that exports
+// to, the command that logs in again, and where copies of its credentials live besides OpenClaw's
+// own stores (with the config keys that point at them). Adding a provider is one module that exports
 // a `Provider`, plus one line in registry.ts.
 import type { SiblingSource } from "../siblings/sibling-source.ts";
 
@@ -24,6 +24,19 @@ export interface SiblingContext {
   providerFiles: Readonly<Record<string, string | null>>;
 }
 
+/** A provider's own credential file, set by a top-level config key. */
+export interface ProviderFile {
+  /** The config key (`codexAuthFile`); false in the config skips the file. */
+  readonly key: string;
+  /** The default path under the home directory (`.codex/auth.json`). */
+  readonly homePath: string;
+  /** An environment variable that names the file's directory when set to an absolute path (`CODEX_HOME`). */
+  readonly envDir?: { variable: string; file: string };
+  /** Its name in the status text (`codex cli auth`). */
+  readonly label: string;
+  readonly description: string;
+}
+
 export interface Provider {
   /** The config and log name (`openai-codex`). */
   readonly id: string;
@@ -34,12 +47,12 @@ export interface Provider {
   readonly spentCodes: readonly string[];
   /** Of those, the one a concurrent twin's redemption produces (worth a short wait for its journal entry). */
   readonly reusedCode: string;
-  /** The endpoint's error body for a reused token, replayed when a spent marker is all we have. */
-  reusedBody(): string;
   /** Who an access or id token belongs to; empty when it says nothing. */
   identityOf(token: string): Identity;
   /** The command that fixes a lost login. */
   loginCommand(providerId: string): string;
+  /** Its own credential files, each a top-level config key (a path or false). */
+  readonly files: readonly ProviderFile[];
   /** Credential copies held outside OpenClaw's stores (e.g. the provider's own CLI). */
   extraSiblingSources(context: SiblingContext): SiblingSource[];
 }

@@ -3,7 +3,7 @@
 // that sees the directory (one machine, or a shared volume) coordinates through it.
 import { join, resolve } from "node:path";
 
-import type { JournalCorruptError } from "../core/errors.ts";
+import type { JournalCorruptError } from "../errors/errors.ts";
 import type { TokenSet } from "../oauth/token-wire.ts";
 import type { Coordination, HeldLock, LockEvents, LockHolder, Wake } from "./coordination.ts";
 import { DirWatch } from "./dir-watch.ts";

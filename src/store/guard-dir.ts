@@ -5,7 +5,7 @@
 import { constants, promises as fsp } from "node:fs";
 import { dirname, resolve } from "node:path";
 
-import { UnsafeDirectoryError } from "../core/errors.ts";
+import { UnsafeDirectoryError } from "../errors/errors.ts";
 
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;
@@ -19,11 +19,24 @@ function currentUid(): number | undefined {
 
 /** Creates `dir` (0700) if missing, then checks it is safe; throws UnsafeDirectoryError if not. */
 export async function ensurePrivateDir(path: string): Promise<void> {
+  await privateDir(path, true);
+}
+
+/**
+ * The same checks as ensurePrivateDir, creating nothing (for readers such as the status command):
+ * false when `dir` does not exist, UnsafeDirectoryError when it exists and is not safe.
+ */
+export function checkPrivateDir(path: string): Promise<boolean> {
+  return privateDir(path, false);
+}
+
+async function privateDir(path: string, create: boolean): Promise<boolean> {
   // One spelling for every check and every later use: absolute, `.` and `..` folded.
   const dir = resolve(path);
   await checkParents(dir);
   let stat = await lstatOrNull(dir);
   if (stat === null) {
+    if (!create) return false;
     await fsp.mkdir(dir, { recursive: true, mode: DIR_MODE });
     // mkdir's mode is filtered by the umask; set it exactly.
     await fsp.chmod(dir, DIR_MODE);
@@ -54,6 +67,7 @@ export async function ensurePrivateDir(path: string): Promise<void> {
       `Fix it with: chmod 700 ${dir}`,
     );
   }
+  return true;
 }
 
 /**

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 
-import { JournalCorruptError } from "../core/errors.ts";
+import { JournalCorruptError } from "../errors/errors.ts";
 import type { TokenSet } from "../oauth/token-wire.ts";
 import { CREATE_FLAGS, DIR_MODE, FILE_MODE, lstatOrNull } from "./guard-dir.ts";
 import { isAbsent, readRegularFile, SafeReadError } from "./safe-read.ts";

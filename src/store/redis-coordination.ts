@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Redis, type RedisOptions } from "ioredis";
 
-import { BackendUnavailableError, JournalCorruptError, LockCompromisedError } from "../core/errors.ts";
+import { BackendUnavailableError, JournalCorruptError, LockCompromisedError } from "../errors/errors.ts";
 import type { TokenSet } from "../oauth/token-wire.ts";
 import type { Coordination, HeldLock, LockEvents, LockHolder, Wake } from "./coordination.ts";
 import type { JournalSize } from "./journal.ts";

@@ -7,7 +7,7 @@ import { promises as fsp } from "node:fs";
 import { basename, join } from "node:path";
 import lockfile from "proper-lockfile";
 
-import { LockCompromisedError } from "../core/errors.ts";
+import { LockCompromisedError } from "../errors/errors.ts";
 import { isRecord } from "../oauth/json.ts";
 import type { HeldLock, LockEvents, LockHolder } from "./coordination.ts";
 import { CREATE_FLAGS, DIR_MODE, FILE_MODE, lstatOrNull } from "./guard-dir.ts";

@@ -5,11 +5,11 @@
 import { execFileSync } from "node:child_process";
 import { promises as fsp, unlinkSync } from "node:fs";
 import { join } from "node:path";
+import { StatusStore } from "../../src/plugin/status-record.ts";
 import { openClawAgentStores } from "../../src/siblings/openclaw-json-stores.ts";
 import type { SiblingSource } from "../../src/siblings/sibling-source.ts";
 import { Journal } from "../../src/store/journal.ts";
 import { RefreshLocks } from "../../src/store/refresh-lock.ts";
-import { StatusStore } from "../../src/store/status-store.ts";
 
 interface ProbeConfig {
   scenario: string;
@@ -27,17 +27,10 @@ const warnings: string[] = [];
 const warn = (message: string) => warnings.push(message);
 
 async function codexSource(file: string): Promise<SiblingSource> {
-  // Its module moved over time; either location exports codexCliAuth.
-  const modules = ["../../src/siblings/codex-cli-auth.ts", "../../src/siblings/openclaw-json-stores.ts"];
-  for (const path of modules) {
-    try {
-      const module = (await import(path)) as { codexCliAuth?: (file: string) => SiblingSource };
-      if (module.codexCliAuth) return module.codexCliAuth(file);
-    } catch {
-      // try the next location
-    }
-  }
-  throw new Error("no codexCliAuth");
+  const { openai } = await import("../../src/providers/openai.ts");
+  const [source] = openai.extraSiblingSources({ stateDir: "", agentDirs: [], home: "", providerFiles: { codexAuthFile: file } });
+  if (source === undefined) throw new Error("no Codex CLI source");
+  return source;
 }
 
 function journal(): Journal {

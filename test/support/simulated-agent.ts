@@ -292,7 +292,7 @@ async function profileGuard(): Promise<void> {
   const { Journal } = await import("../../src/store/journal.ts");
   const { RefreshLocks } = await import("../../src/store/refresh-lock.ts");
   const { DirWatch } = await import("../../src/store/dir-watch.ts");
-  const { StatusStore } = await import("../../src/store/status-store.ts");
+  const { StatusStore } = await import("../../src/plugin/status-record.ts");
   const wrap = (label: string, proto: object, method: string) => {
     const target = proto as Record<string, (...args: unknown[]) => Promise<unknown>>;
     const original = target[method]!;

@@ -8,9 +8,11 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { type GuardEvent, type Redeem, RefreshGuard } from "../../src/core/refresh-guard.ts";
-import { codexCliAuth, writeCodexSuccessor } from "../../src/siblings/codex-cli-auth.ts";
+import type { GuardEvent, Redeem } from "../../src/core/refresh-guard.ts";
+import { openAiIdentity } from "../../src/providers/openai.ts";
+import { codexCliAuth, writeCodexSuccessor } from "../../src/providers/openai-codex-cli.ts";
 import { staticSiblingSource } from "../../src/siblings/sibling-source.ts";
+import { type FileGuard, openFileGuard } from "../support/file-guard.ts";
 import { type Credential, type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
 
 let root: string;
@@ -60,17 +62,17 @@ async function heldBy(file: string): Promise<string> {
   return JSON.parse(await fsp.readFile(file, "utf8")).tokens.refresh_token;
 }
 
-function guardWith(file: string, extra: Parameters<typeof staticSiblingSource>[1] = () => []): Promise<RefreshGuard> {
-  return RefreshGuard.open({
+function guardWith(file: string, extra: Parameters<typeof staticSiblingSource>[1] = () => []): Promise<FileGuard> {
+  return openFileGuard({
     provider: "openai-codex",
     guardDir: join(root, "guard"),
-    siblingSources: [codexCliAuth(file), staticSiblingSource("stores", extra)],
+    siblingSources: [codexCliAuth(file, openAiIdentity), staticSiblingSource("stores", extra)],
     onEvent: (event) => events.push(event),
     timing: { reuseGraceMs: 50 },
   });
 }
 
-async function refreshed(guard: RefreshGuard, token: string): Promise<{ access_token: string; refresh_token: string }> {
+async function refreshed(guard: FileGuard, token: string): Promise<{ access_token: string; refresh_token: string }> {
   const response = await guard.refresh(token, redeemAt(server));
   expect(response.status).toBe(200);
   return (await response.json()) as { access_token: string; refresh_token: string };
@@ -158,6 +160,7 @@ describe("the Codex CLI's file keeps a live token", () => {
       file,
       login.refresh,
       { accessToken: "at_next", refreshToken: "rt_next", expiresAt: Date.now() + 3_600_000, extra: {} },
+      openAiIdentity,
       { beforeRename: () => writeCodexFile(file, relogin) },
     );
     expect(result.kind).toBe("left");
@@ -165,14 +168,16 @@ describe("the Codex CLI's file keeps a live token", () => {
     expect((await fsp.readdir(root)).filter((name) => name.endsWith(".tmp"))).toEqual([]);
 
     // Through the guard: the warning names the file, never a token.
-    const source = codexCliAuth(file);
+    const source = codexCliAuth(file, openAiIdentity);
     const racing = {
       ...source,
       handBack: (spent: string, successor: Parameters<NonNullable<typeof source.handBack>>[1]) =>
-        writeCodexSuccessor(file, spent, successor, { beforeRename: () => writeCodexFile(file, server.issue("acct-race")) }),
+        writeCodexSuccessor(file, spent, successor, openAiIdentity, {
+          beforeRename: () => writeCodexFile(file, server.issue("acct-race")),
+        }),
     };
     const held = await heldBy(file);
-    const guard = await RefreshGuard.open({
+    const guard = await openFileGuard({
       provider: "openai-codex",
       guardDir: join(root, "guard"),
       siblingSources: [racing],

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 
 import { CONFIG_ROOT, parseConfig } from "../../src/config/parse-config.ts";
-import { ConfigError, ERR_CONFIG } from "../../src/core/errors.ts";
 import { DEFAULT_TIMING } from "../../src/core/refresh-guard.ts";
+import { ConfigError, ERR_CONFIG } from "../../src/errors/errors.ts";
 
 const context = { stateDir: "/state", home: "/home/u", env: {} };
 
@@ -23,7 +23,7 @@ describe("parseConfig", () => {
     expect(config.guardDir).toBe("/home/u/.local/state/openclaw-refresh-guard");
     expect(config.providers).toEqual([]);
     expect(config.timing).toEqual(DEFAULT_TIMING);
-    expect(config.codexAuthFile).toBe("/home/u/.codex/auth.json");
+    expect(config.providerFiles.codexAuthFile).toBe("/home/u/.codex/auth.json");
   });
 
   it("puts the default guard dir under an absolute XDG_STATE_HOME, the same for every state dir", () => {
@@ -56,7 +56,7 @@ describe("parseConfig", () => {
 
   it("expands ~/ in guardDir and codexAuthFile, and codexAuthFile false skips it", () => {
     expect(parseConfig({ guardDir: "~/g" }, context).guardDir).toBe("/home/u/g");
-    expect(parseConfig({ codexAuthFile: false }, context).codexAuthFile).toBeNull();
+    expect(parseConfig({ codexAuthFile: false }, context).providerFiles.codexAuthFile).toBeNull();
   });
 
   it.each([

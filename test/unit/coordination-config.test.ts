@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 
 import { redisPassword } from "../../src/config/coordination-config.ts";
 import { CONFIG_ROOT, parseConfig } from "../../src/config/parse-config.ts";
-import { ConfigError } from "../../src/core/errors.ts";
+import { ConfigError } from "../../src/errors/errors.ts";
 import { redactUrl } from "../../src/store/redis-url.ts";
 
 const context = { stateDir: "/state", home: "/home/u" };

@@ -13,11 +13,11 @@ import {
   JournalCorruptError,
   LockCompromisedError,
   LockTimeoutError,
-  loginCommand,
   RefreshGuardError,
   ReloginRequiredError,
   UnsafeDirectoryError,
-} from "../../src/core/errors.ts";
+} from "../../src/errors/errors.ts";
+import { openai } from "../../src/providers/openai.ts";
 
 describe("errors", () => {
   it("every class carries its stable code, its own name and is a RefreshGuardError", () => {
@@ -26,7 +26,11 @@ describe("errors", () => {
       [new LockCompromisedError("/g/locks/k.lock"), ERR_LOCK_COMPROMISED, "LockCompromisedError"],
       [new UnsafeDirectoryError("/g", "reason", "fix"), ERR_UNSAFE_DIR, "UnsafeDirectoryError"],
       [new ConfigError("plugins.entries.x", "bad"), ERR_CONFIG, "ConfigError"],
-      [new ReloginRequiredError("openai-codex", "refresh_token_reused", "d"), ERR_RELOGIN_REQUIRED, "ReloginRequiredError"],
+      [
+        new ReloginRequiredError("openai-codex", "refresh_token_reused", "d", "openclaw models auth login --provider openai-codex"),
+        ERR_RELOGIN_REQUIRED,
+        "ReloginRequiredError",
+      ],
       [new JournalCorruptError("/g/journal/x.json", "r"), ERR_JOURNAL_CORRUPT, "JournalCorruptError"],
       [new ChainError("loop"), ERR_CHAIN, "ChainError"],
     ];
@@ -71,8 +75,8 @@ describe("errors", () => {
   });
 
   it("the relogin error ends with the exact login command for its provider", () => {
-    const error = new ReloginRequiredError("openai-codex", "refresh_token_reused", "detail.");
-    expect(loginCommand("openai-codex")).toBe("openclaw models auth login --provider openai-codex");
+    const error = new ReloginRequiredError("openai-codex", "refresh_token_reused", "detail.", openai.loginCommand("openai-codex"));
+    expect(openai.loginCommand("openai-codex")).toBe("openclaw models auth login --provider openai-codex");
     expect(error.message.endsWith("Log in again: openclaw models auth login --provider openai-codex")).toBe(true);
     expect(error.endpointCode).toBe("refresh_token_reused");
     expect(error.provider).toBe("openai-codex");

@@ -3,9 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type GuardEvent, type Redeem, RefreshGuard, type RefreshGuardOptions } from "../../src/core/refresh-guard.ts";
+import type { GuardEvent, Redeem } from "../../src/core/refresh-guard.ts";
 import { installFetchInterceptor, interceptorAttached, type TokenGuard } from "../../src/hosts/global-fetch.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
+import { type FileGuard, type FileGuardOptions, openFileGuard } from "../support/file-guard.ts";
 import { answerGate, type StandInEndpoint, type StandInOptions, startStandIn } from "../support/token-endpoint-server.ts";
 
 type Fetch = typeof globalThis.fetch;
@@ -253,13 +254,13 @@ describe("installFetchInterceptor on a fake host", () => {
 describe("installFetchInterceptor on globalThis with a real guard", () => {
   let server: StandInEndpoint;
   let root: string;
-  let guard: RefreshGuard;
+  let guard: FileGuard;
   let events: GuardEvent[];
   let seen: { contentType: string | undefined; body: string }[];
   let uninstall: () => void;
   const originalFetch = globalThis.fetch;
 
-  async function setup(options: StandInOptions = {}, guardOptions: Pick<RefreshGuardOptions, "stage"> = {}): Promise<void> {
+  async function setup(options: StandInOptions = {}, guardOptions: Pick<FileGuardOptions, "stage"> = {}): Promise<void> {
     seen = [];
     server = await startStandIn({
       ...options,
@@ -268,7 +269,7 @@ describe("installFetchInterceptor on globalThis with a real guard", () => {
         return false;
       },
     });
-    guard = await RefreshGuard.open({
+    guard = await openFileGuard({
       provider: "openai-codex",
       guardDir: join(root, "guard"),
       onEvent: (event) => events.push(event),

@@ -7,7 +7,7 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { UnsafeDirectoryError } from "../../src/core/errors.ts";
+import { UnsafeDirectoryError } from "../../src/errors/errors.ts";
 import { ensurePrivateDir } from "../../src/store/guard-dir.ts";
 
 let root: string;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ERR_UNSAFE_DIR, UnsafeDirectoryError } from "../../src/core/errors.ts";
+import { ERR_UNSAFE_DIR, UnsafeDirectoryError } from "../../src/errors/errors.ts";
 import { DIR_MODE, ensurePrivateDir, lstatOrNull } from "../../src/store/guard-dir.ts";
 
 let root: string;

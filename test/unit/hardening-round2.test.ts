@@ -12,13 +12,15 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { formatStatus, type StatusReport } from "../../src/cli/status-report.ts";
 import { defaultGuardDir, parseConfig, userHome } from "../../src/config/parse-config.ts";
-import { ERR_DEADLINE } from "../../src/core/errors.ts";
-import { type GuardEvent, type Redeem, RefreshGuard, type RefreshGuardOptions } from "../../src/core/refresh-guard.ts";
+import type { GuardEvent, Redeem } from "../../src/core/refresh-guard.ts";
+import { ERR_DEADLINE } from "../../src/errors/errors.ts";
 import { jwtClaims } from "../../src/oauth/token-wire.ts";
-import { codexCliAuth } from "../../src/siblings/codex-cli-auth.ts";
+import { openAiIdentity } from "../../src/providers/openai.ts";
+import { codexCliAuth } from "../../src/providers/openai-codex-cli.ts";
 import { type SiblingCredential, staticSiblingSource } from "../../src/siblings/sibling-source.ts";
 import { MAX_RESPONSE_BYTES } from "../../src/store/sealed-entry.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
+import { type FileGuard, type FileGuardOptions, openFileGuard } from "../support/file-guard.ts";
 import { type Credential, INVALIDATED_BODY, type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
 
 let root: string;
@@ -55,9 +57,9 @@ function redeemAt(server: StandInEndpoint): Redeem {
     });
 }
 
-function openGuard(options: Partial<RefreshGuardOptions> = {}): Promise<RefreshGuard> {
+function openGuard(options: Partial<FileGuardOptions> = {}): Promise<FileGuard> {
   const { timing, ...rest } = options;
-  return RefreshGuard.open({
+  return openFileGuard({
     provider: "openai-codex",
     guardDir: join(root, "guard"),
     onEvent: (event) => events.push(event),
@@ -124,7 +126,7 @@ describe("recovery verifies the identity of what it hands over", () => {
       await fsp.chmod(file, mode);
       events = [];
       await fsp.rm(join(root, "guard"), { recursive: true, force: true });
-      const guard = await openGuard({ siblingSources: [codexCliAuth(file), staticSiblingSource("own", () => [own])] });
+      const guard = await openGuard({ siblingSources: [codexCliAuth(file, openAiIdentity), staticSiblingSource("own", () => [own])] });
       expect((await guard.refresh(login.refresh, redeemAt(server))).status).toBe(401);
       expect(eventsOf("recovered")).toEqual([]);
       expect(eventsOf("warning").map((event) => (event as { reason?: string }).reason)).toContain("sibling_unreadable");
@@ -134,7 +136,7 @@ describe("recovery verifies the identity of what it hands over", () => {
     await fsp.chmod(file, 0o600);
     events = [];
     await fsp.rm(join(root, "guard"), { recursive: true, force: true });
-    const guard = await openGuard({ siblingSources: [codexCliAuth(file), staticSiblingSource("own", () => [own])] });
+    const guard = await openGuard({ siblingSources: [codexCliAuth(file, openAiIdentity), staticSiblingSource("own", () => [own])] });
     expect((await guard.refresh(login.refresh, redeemAt(server))).status).toBe(200);
     expect(eventsOf("recovered")).toHaveLength(1);
   });
@@ -273,8 +275,7 @@ describe("status text", () => {
         coordination: { backend: "file", location: "/tmp" },
         providers: [{ id: "openai", tokenUrl: evil }],
         siblingStateDirs: { setting: "listed", dirs: [evil] },
-        codexAuthFile: `/home/${evil}/auth.json`,
-        codexAuthFileExists: false,
+        providerFiles: [{ label: "codex cli auth", path: `/home/${evil}/auth.json`, exists: false }],
         locks: [],
         journal: { entries: 0, tombstones: 0, quarantined: 0, bytes: 0 },
         outcomes: { redeemed: 0, shared: 0, recovered: 0, failed: 1, warning: 0 },
@@ -316,13 +317,13 @@ describe("where the guard dir and the Codex CLI's file are", () => {
     expect(userHome({ HOME: "/abs/home" })).toBe("/abs/home");
     const config = parseConfig({}, { stateDir: "/state", env: { HOME: "" } });
     expect(config.guardDir).toBe(join(passwd, ".local", "state", "openclaw-refresh-guard"));
-    expect(config.codexAuthFile).toBe(join(passwd, ".codex", "auth.json"));
+    expect(config.providerFiles.codexAuthFile).toBe(join(passwd, ".codex", "auth.json"));
   });
 
   it("the Codex CLI's file is $CODEX_HOME/auth.json when CODEX_HOME is set, else ~/.codex/auth.json", () => {
-    expect(parseConfig({}, { stateDir: "/state", home: "/h", env: { CODEX_HOME: "/h/.config/codex" } }).codexAuthFile).toBe(
+    expect(parseConfig({}, { stateDir: "/state", home: "/h", env: { CODEX_HOME: "/h/.config/codex" } }).providerFiles.codexAuthFile).toBe(
       "/h/.config/codex/auth.json",
     );
-    expect(parseConfig({}, { stateDir: "/state", home: "/h", env: {} }).codexAuthFile).toBe("/h/.codex/auth.json");
+    expect(parseConfig({}, { stateDir: "/state", home: "/h", env: {} }).providerFiles.codexAuthFile).toBe("/h/.codex/auth.json");
   });
 });

@@ -8,10 +8,11 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { parseConfig } from "../../src/config/parse-config.ts";
-import { type GuardEvent, type Redeem, RefreshGuard } from "../../src/core/refresh-guard.ts";
+import type { GuardEvent, Redeem } from "../../src/core/refresh-guard.ts";
 import { GuardRuntime } from "../../src/plugin/guard-runtime.ts";
 import { RefreshLocks } from "../../src/store/refresh-lock.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
+import { type FileGuard, openFileGuard } from "../support/file-guard.ts";
 import { type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
 
 let root: string;
@@ -33,8 +34,8 @@ afterEach(async () => {
 
 const TIMING = { staleMs: 2000, updateMs: 1000, waitTimeoutMs: 5000, reuseGraceMs: 50 };
 
-function openGuard(): Promise<RefreshGuard> {
-  return RefreshGuard.open({ provider: "openai-codex", guardDir, timing: TIMING, onEvent: (event) => events.push(event) });
+function openGuard(): Promise<FileGuard> {
+  return openFileGuard({ provider: "openai-codex", guardDir, timing: TIMING, onEvent: (event) => events.push(event) });
 }
 
 function redeemAt(url: string, sent: string[] = []): Redeem {
@@ -186,7 +187,7 @@ describe("spent markers and expiry cannot be forged or inflated", () => {
     expect(body.expires_in).toBeLessThanOrEqual(3600);
 
     // A process whose clock says two hours later: the journal's access token is stale, so it redeems the successor.
-    const later = await RefreshGuard.open({
+    const later = await openFileGuard({
       provider: "openai-codex",
       guardDir,
       timing: TIMING,

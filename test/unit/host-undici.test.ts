@@ -7,11 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { RefreshGuard } from "../../src/core/refresh-guard.ts";
 import { attachSeams } from "../../src/hosts/detect-seam.ts";
 import { interceptorAttached } from "../../src/hosts/global-fetch.ts";
 import { assessHost } from "../../src/hosts/host-compat.ts";
 import { installHostUndiciInterceptor, probeHostUndici } from "../../src/hosts/host-undici.ts";
+import { openFileGuard } from "../support/file-guard.ts";
 import { type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
 
 const UNDICI_SOURCE = `
@@ -109,7 +109,7 @@ describe("host-undici seam with a real guard", () => {
       calls: { url: string; init: RequestInit & { dispatcher?: unknown } }[];
     };
     guardDir = await mkdtemp(join(tmpdir(), "rg-host-undici-guard-"));
-    const guard = await RefreshGuard.open({ provider: "openai", guardDir });
+    const guard = await openFileGuard({ provider: "openai", guardDir });
     const installed = installHostUndiciInterceptor(module, new Map([[server.url, guard]]));
     try {
       const credential = server.issue("acct-undici");

@@ -4,13 +4,22 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ERR_JOURNAL_CORRUPT, type JournalCorruptError } from "../../src/core/errors.ts";
+import { ERR_JOURNAL_CORRUPT, type JournalCorruptError } from "../../src/errors/errors.ts";
 import type { TokenSet } from "../../src/oauth/token-wire.ts";
-import { openai, REUSED } from "../../src/providers/openai.ts";
+import { REUSED } from "../../src/providers/openai.ts";
 import { JOURNAL_VERSION, Journal, type JournalOptions } from "../../src/store/journal.ts";
 import { seal, tokenKey } from "../../src/store/token-crypto.ts";
 
-const reusedBody = openai.reusedBody;
+/** OpenAI's answer to a reused refresh token, as a spent marker stores it. */
+const reusedBody = () =>
+  JSON.stringify({
+    error: {
+      message: "Your refresh token has already been used to generate a new access token. Please try signing in again.",
+      type: "invalid_request_error",
+      param: null,
+      code: REUSED,
+    },
+  });
 
 const DAY = 24 * 60 * 60 * 1000;
 const NOW = 1_800_000_000_000;

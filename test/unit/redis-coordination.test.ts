@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { LockCompromisedError } from "../../src/core/errors.ts";
+import { LockCompromisedError } from "../../src/errors/errors.ts";
 import type { TokenSet } from "../../src/oauth/token-wire.ts";
 import { RedisCoordination, type RedisCoordinationOptions } from "../../src/store/redis-coordination.ts";
 import { openEntry } from "../../src/store/sealed-entry.ts";

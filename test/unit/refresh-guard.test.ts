@@ -3,12 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-
-import { ERR_LOCK_TIMEOUT, LockTimeoutError, UnsafeDirectoryError } from "../../src/core/errors.ts";
-import { type GuardEvent, type Redeem, RefreshGuard, type RefreshGuardOptions } from "../../src/core/refresh-guard.ts";
+import type { GuardEvent, Redeem, RefreshGuard } from "../../src/core/refresh-guard.ts";
+import { ERR_LOCK_TIMEOUT, LockTimeoutError, UnsafeDirectoryError } from "../../src/errors/errors.ts";
 import { type SiblingCredential, type SiblingSource, staticSiblingSource } from "../../src/siblings/sibling-source.ts";
 import { type HeldLock, RefreshLocks } from "../../src/store/refresh-lock.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
+import { type FileGuard, type FileGuardOptions, openFileGuard } from "../support/file-guard.ts";
 import {
   answerGate,
   type Credential,
@@ -84,9 +84,9 @@ function codexHolder(held: string, handedBack: string[]): SiblingSource {
   };
 }
 
-function openGuard(options: Partial<RefreshGuardOptions> = {}): Promise<RefreshGuard> {
+function openGuard(options: Partial<FileGuardOptions> = {}): Promise<FileGuard> {
   const { timing, ...rest } = options;
-  return RefreshGuard.open({
+  return openFileGuard({
     provider: PROVIDER,
     guardDir,
     onEvent: (event) => events.push(event),
@@ -110,7 +110,7 @@ function eventsOf(type: GuardEvent["type"]): GuardEvent[] {
 }
 
 /** Rotates `credential` `times` times through `guard`; returns every refresh token of the chain. */
-async function rotate(guard: RefreshGuard, server: StandInEndpoint, first: string, times: number): Promise<string[]> {
+async function rotate(guard: FileGuard, server: StandInEndpoint, first: string, times: number): Promise<string[]> {
   const chain = [first];
   for (let i = 0; i < times; i += 1) {
     const body = await tokens(await guard.refresh(chain[chain.length - 1]!, redeemAt(server)));
@@ -127,7 +127,7 @@ function signal(): { reached: Promise<void>; reach: () => void } {
 }
 
 /** Runs `after` with the outcome of each of the guard's lock attempts (`coordination.tryLock`), once it has returned. */
-function afterLockAttempts(guard: RefreshGuard, after: (lock: HeldLock | null) => void): void {
+function afterLockAttempts(guard: FileGuard, after: (lock: HeldLock | null) => void): void {
   const tryLock = guard.coordination.tryLock.bind(guard.coordination);
   vi.spyOn(guard.coordination, "tryLock").mockImplementation(async (key) => {
     const lock = await tryLock(key);
@@ -147,7 +147,7 @@ function sibling(source: string, credential: Credential): SiblingCredential {
   };
 }
 
-describe("RefreshGuard.open", () => {
+describe("opening a guard on the file backend", () => {
   it("creates the guard directory tree private (0700)", async () => {
     await openGuard();
     for (const dir of ["", "locks", "journal", "quarantine"]) {

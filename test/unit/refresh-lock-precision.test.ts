@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 
-const guardModule = fileURLToPath(new URL("../../src/core/refresh-guard.ts", import.meta.url));
+const filesModule = fileURLToPath(new URL("../../src/store/file-coordination.ts", import.meta.url));
 const dirs: string[] = [];
 
 afterAll(async () => {
@@ -16,16 +16,17 @@ afterAll(async () => {
 });
 
 describe("lock mtime on a process's first lock", () => {
-  it("is not dated into the future after RefreshGuard.open (three fresh processes)", async () => {
+  it("is not dated into the future after the file backend is opened (three fresh processes)", async () => {
     for (let run = 0; run < 3; run += 1) {
       const dir = await mkdtemp(join(tmpdir(), "rg-precision-"));
       dirs.push(dir);
       const script = `
         import { statSync } from "node:fs";
-        const { RefreshGuard } = await import(${JSON.stringify(guardModule)});
-        const guard = await RefreshGuard.open({ provider: "p", guardDir: ${JSON.stringify(join(dir, "g"))} });
-        const lock = await guard.locks.tryAcquire("a".repeat(64));
-        const ahead = statSync(guard.locks.lockPath("a".repeat(64))).mtimeMs - Date.now();
+        const { FileCoordination } = await import(${JSON.stringify(filesModule)});
+        const files = new FileCoordination({ guardDir: ${JSON.stringify(join(dir, "g"))}, staleMs: 2000, updateMs: 1000, retentionMs: 86400000 });
+        await files.open();
+        const lock = await files.locks.tryAcquire("a".repeat(64));
+        const ahead = statSync(files.locks.lockPath("a".repeat(64))).mtimeMs - Date.now();
         await lock.release();
         console.log(JSON.stringify({ ahead }));
       `;

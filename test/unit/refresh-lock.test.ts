@@ -4,7 +4,7 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ERR_LOCK_COMPROMISED, LockCompromisedError } from "../../src/core/errors.ts";
+import { ERR_LOCK_COMPROMISED, LockCompromisedError } from "../../src/errors/errors.ts";
 import { type HeldLock, type LockEvents, RefreshLocks } from "../../src/store/refresh-lock.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
 import { untilInDir } from "../support/watch-until.ts";

@@ -6,21 +6,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-import { type GuardEvent, type Redeem, RefreshGuard } from "../../src/core/refresh-guard.ts";
+import type { GuardEvent, Redeem } from "../../src/core/refresh-guard.ts";
+import { type FileGuard, openFileGuard } from "../support/file-guard.ts";
 import { type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
 
 describe("in-process single flight", () => {
   let server: StandInEndpoint;
   let dir: string;
   let events: GuardEvent[];
-  let guard: RefreshGuard;
+  let guard: FileGuard;
   let redeem: Redeem;
 
   beforeEach(async () => {
     server = await startStandIn({ latencyMs: 80 });
     dir = await mkdtemp(join(tmpdir(), "rg-flight-"));
     events = [];
-    guard = await RefreshGuard.open({ provider: "openai-codex", guardDir: dir, onEvent: (event) => events.push(event) });
+    guard = await openFileGuard({ provider: "openai-codex", guardDir: dir, onEvent: (event) => events.push(event) });
     redeem = (token, signal) =>
       fetch(server.url, {
         method: "POST",

@@ -8,7 +8,8 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { codexCliAuth, writeCodexSuccessor } from "../../src/siblings/codex-cli-auth.ts";
+import { openAiIdentity } from "../../src/providers/openai.ts";
+import { codexCliAuth, writeCodexSuccessor } from "../../src/providers/openai-codex-cli.ts";
 import { FENCE_PREFIX, fenceDigest, openClawSqliteStores } from "../../src/siblings/openclaw-sqlite-stores.ts";
 import { resolveSiblingStateDirs } from "../../src/siblings/state-dirs.ts";
 
@@ -181,7 +182,7 @@ describe("Codex CLI write-back", () => {
 
   it("the source of auth.json writes the successor back: same shape, same mode, last_refresh now", async () => {
     const file = await codexFile("rt_old");
-    const source = codexCliAuth(file);
+    const source = codexCliAuth(file, openAiIdentity);
     expect((await source.load(() => undefined))[0]?.refreshToken).toBe("rt_old");
     expect(await source.handBack!("rt_old", successor)).toEqual({ kind: "written" });
     const written = JSON.parse(await readFile(file, "utf8"));
@@ -199,7 +200,7 @@ describe("Codex CLI write-back", () => {
   it("leaves the file alone when the Codex CLI has rotated it meanwhile", async () => {
     const file = await codexFile("rt_codex_newer");
     const before = await readFile(file, "utf8");
-    expect(await writeCodexSuccessor(file, "rt_old", successor)).toEqual({ kind: "not-held" });
+    expect(await writeCodexSuccessor(file, "rt_old", successor, openAiIdentity)).toEqual({ kind: "not-held" });
     expect(await readFile(file, "utf8")).toBe(before);
   });
 });

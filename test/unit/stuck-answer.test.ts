@@ -7,8 +7,9 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { type GuardEvent, type Redeem, RefreshGuard } from "../../src/core/refresh-guard.ts";
+import type { GuardEvent, Redeem } from "../../src/core/refresh-guard.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
+import { type FileGuard, openFileGuard } from "../support/file-guard.ts";
 import { type StandInEndpoint, startStandIn } from "../support/token-endpoint-server.ts";
 
 let root: string;
@@ -30,8 +31,8 @@ afterEach(async () => {
 
 const TIMING = { requestTimeoutMs: 200, staleMs: 2000, updateMs: 1000, waitTimeoutMs: 15_000, pollMs: 50, reuseGraceMs: 50 };
 
-function openGuard(): Promise<RefreshGuard> {
-  return RefreshGuard.open({ provider: "openai-codex", guardDir, timing: TIMING, onEvent: (event) => events.push(event) });
+function openGuard(): Promise<FileGuard> {
+  return openFileGuard({ provider: "openai-codex", guardDir, timing: TIMING, onEvent: (event) => events.push(event) });
 }
 
 const realRedeem: Redeem = (refreshToken, signal) =>

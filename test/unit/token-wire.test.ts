@@ -9,9 +9,18 @@ import {
   tokenResponse,
   tokenResponseBody,
 } from "../../src/oauth/token-wire.ts";
-import { ACCOUNT_CLAIM, EXPIRED, INVALIDATED, openAiIdentity, openai, REUSED } from "../../src/providers/openai.ts";
+import { ACCOUNT_CLAIM, EXPIRED, INVALIDATED, openAiIdentity, REUSED } from "../../src/providers/openai.ts";
 
-const reusedBody = openai.reusedBody;
+/** OpenAI's answer to a reused refresh token, as a spent marker stores it. */
+const reusedBody = () =>
+  JSON.stringify({
+    error: {
+      message: "Your refresh token has already been used to generate a new access token. Please try signing in again.",
+      type: "invalid_request_error",
+      param: null,
+      code: REUSED,
+    },
+  });
 const jwtAccountId = (token: string) => openAiIdentity(token).accountId;
 
 const NOW = 1_800_000_000_000;

@@ -2,18 +2,22 @@
 // `{ tokens: { access_token, refresh_token, id_token, account_id }, last_refresh }`.
 // Read like any sibling; and whenever the guard redeems a refresh token this file still holds, the
 // successor is written here in the same critical section, so the Codex CLI never goes on with a
-// spent token (whichever of the two rotates the shared login).
+// spent token (whichever of the two rotates the shared login). OpenAI's own facts (the account
+// claim) come in as `identityOf`, so this module and openai.ts do not import each other.
 import { randomBytes } from "node:crypto";
 import { constants, promises as fsp, type Stats } from "node:fs";
 import { dirname, join } from "node:path";
 
 import { isRecord } from "../oauth/json.ts";
 import { jwtExpiry, type TokenSet } from "../oauth/token-wire.ts";
-import { openAiIdentity } from "../providers/openai.ts";
-import { MAX_STORE_BYTES, readJsonFile } from "./read-json.ts";
-import type { HandBack, SiblingCredential, SiblingSource } from "./sibling-source.ts";
+import { MAX_STORE_BYTES, readJsonFile } from "../siblings/read-json.ts";
+import type { HandBack, SiblingCredential, SiblingSource } from "../siblings/sibling-source.ts";
+import type { Identity } from "./provider.ts";
 
-export function codexCliAuth(file: string): SiblingSource {
+/** The Codex CLI file's name under the home directory (its default CODEX_HOME is ~/.codex). */
+export const CODEX_AUTH_FILE = ".codex/auth.json";
+
+export function codexCliAuth(file: string, identityOf: (token: string) => Identity): SiblingSource {
   return {
     name: "codex-cli-auth",
     async load(warn) {
@@ -31,7 +35,7 @@ export function codexCliAuth(file: string): SiblingSource {
       if (typeof tokens.account_id === "string" && tokens.account_id !== "") credential.accountId = tokens.account_id;
       return [credential];
     },
-    handBack: (spent, successor) => writeCodexSuccessor(file, spent, successor),
+    handBack: (spent, successor) => writeCodexSuccessor(file, spent, successor, identityOf),
   };
 }
 
@@ -88,6 +92,7 @@ export async function writeCodexSuccessor(
   file: string,
   spent: string,
   successor: TokenSet,
+  identityOf: (token: string) => Identity,
   options: WriteBackOptions = {},
 ): Promise<HandBack> {
   const now = options.now ?? Date.now;
@@ -102,7 +107,7 @@ export async function writeCodexSuccessor(
   const json = before.json;
   const tokens: Record<string, unknown> = { ...json.tokens, access_token: successor.accessToken, refresh_token: successor.refreshToken };
   if (successor.idToken !== undefined) tokens.id_token = successor.idToken;
-  const account = openAiIdentity(successor.accessToken).accountId ?? successor.accountId;
+  const account = identityOf(successor.accessToken).accountId ?? successor.accountId;
   if (account !== undefined && tokens.account_id !== undefined) tokens.account_id = account;
   const next = { ...json, tokens, last_refresh: new Date(now()).toISOString() };
   const mode = before.stat.mode & 0o7777;

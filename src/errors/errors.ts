@@ -22,17 +22,10 @@ export type ErrorCode =
   | typeof ERR_BACKEND_UNAVAILABLE
   | typeof ERR_DEADLINE;
 
-/** The command that logs a provider in again (OpenClaw's, for every provider it hosts). */
-export function loginCommand(provider: string): string {
-  return `openclaw models auth login --provider ${provider}`;
-}
-
 export interface ErrorContext {
   provider?: string;
   path?: string;
   cause?: unknown;
-  /** The command that fixes it, where one does. */
-  login?: string;
 }
 
 export class RefreshGuardError extends Error {
@@ -90,15 +83,18 @@ export class ConfigError extends RefreshGuardError {
   }
 }
 
-/** The refresh token was spent and no successor is known anywhere: the user must log in again. */
+/**
+ * The refresh token was spent and no successor is known anywhere: the user must log in again.
+ * `login` is the command that does it, as the provider declares it (providers/*.ts).
+ */
 export class ReloginRequiredError extends RefreshGuardError {
   readonly endpointCode: string;
-  constructor(provider: string, endpointCode: string, detail: string, context: ErrorContext = {}) {
+  constructor(provider: string, endpointCode: string, detail: string, login: string, context: ErrorContext = {}) {
     super(
       ERR_RELOGIN_REQUIRED,
       `refresh-guard: the ${provider} refresh token was rejected (${endpointCode}) and no process, ` +
         `journal entry or sibling credential holds its successor; ${detail} ` +
-        `Log in again: ${context.login ?? loginCommand(provider)}`,
+        `Log in again: ${login}`,
       { ...context, provider },
     );
     this.endpointCode = endpointCode;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import type { GuardEvent } from "../../src/core/refresh-guard.ts";
-import { StatusStore } from "../../src/store/status-store.ts";
+import { StatusStore } from "../../src/plugin/status-record.ts";
 
 let root: string;
 
@@ -59,7 +59,7 @@ describe("StatusStore", () => {
   it("writes coalesced outcomes synchronously when the process exits before the next turn", async () => {
     const { spawnSync } = await import("node:child_process");
     const script = [
-      `import { StatusStore } from ${JSON.stringify(new URL("../../src/store/status-store.ts", import.meta.url).href)};`,
+      `import { StatusStore } from ${JSON.stringify(new URL("../../src/plugin/status-record.ts", import.meta.url).href)};`,
       `const store = new StatusStore(${JSON.stringify(root)});`,
       `void store.record({ type: "shared", provider: "openai-codex", key: "1a2b3c4d", hops: 1, ms: 9 });`,
       `process.exit(0);`,

@@ -7,8 +7,8 @@ import { join } from "node:path";
 
 import { type GuardEvent, OUTCOME_TYPES, type OutcomeType } from "../core/events.ts";
 import { isRecord } from "../oauth/json.ts";
-import { FILE_MODE } from "./guard-dir.ts";
-import { readRegularFile, SafeReadError } from "./safe-read.ts";
+import { FILE_MODE } from "../store/guard-dir.ts";
+import { readRegularFile, SafeReadError } from "../store/safe-read.ts";
 
 const MAX_BYTES = 256 * 1024;
 const RECENT = 20;
