@@ -16,6 +16,12 @@ export interface CoordinationStatus {
   problem?: string;
   /** Redis only: what happens while it is unreachable. */
   onUnavailable?: "fail" | "file";
+  /** Redis only: the server answering (with Sentinel: the current primary), the sentinels, TLS, WAIT. */
+  primary?: string;
+  sentinels?: string[];
+  masterName?: string;
+  tls?: boolean;
+  replicaAcks?: number;
 }
 
 export interface GuardStatus {
@@ -124,5 +130,11 @@ function coordinationLine(c: GuardStatus["coordination"]): string {
   if (c.backend === "file") return `coordination: file (guard dir)`;
   const reach = c.reachable ? `reachable, ping ${c.latencyMs} ms` : "UNREACHABLE";
   const fallback = c.onUnavailable === "file" ? "falls back to the file lock" : "refreshes fail closed";
-  return `coordination: redis ${c.location} (${reach}; when unreachable ${fallback})`;
+  const where = [
+    c.primary !== undefined ? `primary ${c.primary}` : "",
+    c.sentinels !== undefined ? `sentinels ${c.sentinels.join(", ")} (master "${c.masterName}")` : "",
+    c.tls === true ? "TLS" : "",
+    c.replicaAcks !== undefined && c.replicaAcks > 0 ? `WAIT ${c.replicaAcks} replica(s)` : "",
+  ].filter((part) => part !== "");
+  return `coordination: redis ${c.location} (${reach}${where.length > 0 ? `; ${where.join("; ")}` : ""}; when unreachable ${fallback})`;
 }

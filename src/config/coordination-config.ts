@@ -4,7 +4,7 @@
 // the URL or from an environment variable the config names; they are never printed.
 import { ConfigError } from "../errors/errors.ts";
 import { isRecord } from "../oauth/json.ts";
-import { redactUrl } from "../store/redis-url.ts";
+import { credentialInQuery, redactUrl } from "../store/redis-url.ts";
 
 export type CoordinationConfig =
   | { backend: "file" }
@@ -16,15 +16,48 @@ export type CoordinationConfig =
       commandTimeoutMs: number;
       /** Name of the environment variable that holds the password (read when connecting). */
       passwordEnv?: string;
+      /** Name of the environment variable that holds the ACL user name (when the URL has none). */
+      usernameEnv?: string;
+      tlsCaFile?: string;
+      tlsCertFile?: string;
+      tlsKeyFile?: string;
+      tlsServerName?: string;
+      /** Sentinels (host:port) that name the current primary of masterName; the URL's host is then not used. */
+      sentinels?: { host: string; port: number }[];
+      masterName: string;
+      /** Replicas that must acknowledge the lease and each entry (WAIT), bounded by commandTimeoutMs. */
+      replicaAcks: number;
       onUnavailable: "fail" | "file";
     };
 
 export const DEFAULT_COORDINATION: CoordinationConfig = { backend: "file" };
 
-type RedisField = "url" | "keyPrefix" | "connectTimeoutMs" | "commandTimeoutMs" | "passwordEnv" | "onUnavailable";
+type RedisField =
+  | "url"
+  | "keyPrefix"
+  | "connectTimeoutMs"
+  | "commandTimeoutMs"
+  | "passwordEnv"
+  | "usernameEnv"
+  | "tlsCaFile"
+  | "tlsCertFile"
+  | "tlsKeyFile"
+  | "tlsServerName"
+  | "sentinels"
+  | "masterName"
+  | "replicaAcks"
+  | "onUnavailable";
 
 interface Field {
   schema: Record<string, unknown>;
+}
+
+function envName(description: string): Field {
+  return { schema: { type: "string", pattern: "^[A-Za-z_][A-Za-z0-9_]*$", description } };
+}
+
+function text(description: string): Field {
+  return { schema: { type: "string", minLength: 1, description } };
 }
 
 const REDIS_FIELDS: Record<RedisField, Field> = {
@@ -63,11 +96,38 @@ const REDIS_FIELDS: Record<RedisField, Field> = {
       description: "Longest wait for one Redis answer (a restart shorter than this is ridden out); then the refresh fails closed.",
     },
   },
-  passwordEnv: {
+  passwordEnv: envName("Environment variable holding the Redis password (used when the URL has none)."),
+  usernameEnv: envName("Environment variable holding the Redis ACL user name (used when the URL has none)."),
+  tlsCaFile: text("rediss:// only: PEM file of the CA that signed the server's certificate (a private CA)."),
+  tlsCertFile: text("rediss:// only: PEM client certificate, when the server asks for one."),
+  tlsKeyFile: text("rediss:// only: PEM private key of tlsCertFile."),
+  tlsServerName: text("rediss:// only: the name the server's certificate carries, when not the URL's host."),
+  sentinels: {
+    schema: {
+      type: "array",
+      minItems: 1,
+      maxItems: 16,
+      items: { type: "string", pattern: "^[^\\s:]+:[0-9]{1,5}$" },
+      description:
+        "Sentinels (host:port) asked for the current primary of masterName; the URL's host is then not used (its scheme, user and db are).",
+    },
+  },
+  masterName: {
     schema: {
       type: "string",
-      pattern: "^[A-Za-z_][A-Za-z0-9_]*$",
-      description: "Environment variable holding the Redis password (used when the URL has none).",
+      minLength: 1,
+      maxLength: 200,
+      default: "mymaster",
+      description: "With sentinels: the name the sentinels monitor.",
+    },
+  },
+  replicaAcks: {
+    schema: {
+      type: "integer",
+      minimum: 0,
+      maximum: 16,
+      description:
+        "Replicas that must acknowledge the lease (else the refresh fails closed) and each journal entry (else a warning) with WAIT, at most commandTimeoutMs. Default 1 with sentinels, else 0.",
     },
   },
   onUnavailable: {
@@ -129,6 +189,13 @@ export function parseCoordination(raw: unknown, root: string): CoordinationConfi
   if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
     throw new ConfigError(at("url"), `must start with redis:// or rediss:// (TLS), got ${url.protocol}//`);
   }
+  const inQuery = credentialInQuery(redis.url);
+  if (inQuery !== undefined) {
+    throw new ConfigError(
+      at("url"),
+      `a credential in the URL's query (?${inQuery}=) is printed by tools and logs; remove it and name an environment variable in passwordEnv (and usernameEnv) instead`,
+    );
+  }
   const keyPrefix = redis.keyPrefix ?? REDIS_FIELDS.keyPrefix.schema.default;
   if (typeof keyPrefix !== "string" || keyPrefix.length === 0 || keyPrefix.length > 200) {
     throw new ConfigError(at("keyPrefix"), `expected a non-empty string of at most 200 characters, got ${show(keyPrefix)}`);
@@ -139,33 +206,78 @@ export function parseCoordination(raw: unknown, root: string): CoordinationConfi
     keyPrefix,
     connectTimeoutMs: integer(redis.connectTimeoutMs, "connectTimeoutMs", at("connectTimeoutMs")),
     commandTimeoutMs: integer(redis.commandTimeoutMs, "commandTimeoutMs", at("commandTimeoutMs")),
+    masterName: "mymaster",
+    replicaAcks: 0,
     onUnavailable: "fail",
   };
   const onUnavailable = redis.onUnavailable ?? "fail";
   if (onUnavailable !== "fail" && onUnavailable !== "file")
     throw new ConfigError(at("onUnavailable"), `expected "fail" or "file", got ${show(onUnavailable)}`);
   config.onUnavailable = onUnavailable;
-  if (redis.passwordEnv !== undefined) {
-    if (typeof redis.passwordEnv !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(redis.passwordEnv)) {
-      throw new ConfigError(at("passwordEnv"), `expected the name of an environment variable, got ${show(redis.passwordEnv)}`);
-    }
-    config.passwordEnv = redis.passwordEnv;
+  for (const field of ["passwordEnv", "usernameEnv"] as const) {
+    const name = redis[field];
+    if (name === undefined) continue;
+    if (typeof name !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      throw new ConfigError(at(field), `expected the name of an environment variable, got ${show(name)}`);
+    config[field] = name;
   }
+  for (const field of ["tlsCaFile", "tlsCertFile", "tlsKeyFile", "tlsServerName"] as const) {
+    const value = redis[field];
+    if (value === undefined) continue;
+    if (typeof value !== "string" || value.length === 0)
+      throw new ConfigError(at(field), `expected a non-empty string, got ${show(value)}`);
+    if (url.protocol !== "rediss:") throw new ConfigError(at(field), "needs a rediss:// URL (TLS)");
+    config[field] = value;
+  }
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
+    throw new ConfigError(at(config.tlsCertFile === undefined ? "tlsCertFile" : "tlsKeyFile"), "tlsCertFile and tlsKeyFile go together");
+  }
+  if (redis.sentinels !== undefined) {
+    if (!Array.isArray(redis.sentinels) || redis.sentinels.length === 0 || redis.sentinels.length > 16) {
+      throw new ConfigError(at("sentinels"), `expected a list of 1 to 16 "host:port" strings, got ${show(redis.sentinels)}`);
+    }
+    config.sentinels = redis.sentinels.map((entry: unknown, i: number) => {
+      const match = typeof entry === "string" ? /^([^\s:]+):(\d{1,5})$/.exec(entry) : null;
+      const port = Number(match?.[2]);
+      if (match === null || port < 1 || port > 65535)
+        throw new ConfigError(`${at("sentinels")}[${i}]`, `expected "host:port", got ${show(entry)}`);
+      return { host: match[1] ?? "", port };
+    });
+  }
+  if (redis.masterName !== undefined) {
+    const name = redis.masterName;
+    if (typeof name !== "string" || name.length === 0 || name.length > 200 || config.sentinels === undefined)
+      throw new ConfigError(at("masterName"), `expected a non-empty string, only used with sentinels, got ${show(name)}`);
+    config.masterName = name;
+  }
+  const acks = redis.replicaAcks ?? (config.sentinels !== undefined ? 1 : 0);
+  if (typeof acks !== "number" || !Number.isInteger(acks) || acks < 0 || acks > 16) {
+    throw new ConfigError(at("replicaAcks"), `expected a whole number from 0 to 16, got ${show(acks)}`);
+  }
+  config.replicaAcks = acks;
   return config;
 }
 
+/** The ACL user named by `usernameEnv`, or undefined; throws ConfigError if the variable is not set. */
+export function redisUsername(config: RedisSettings, root: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return fromEnv(config, "usernameEnv", root, env);
+}
+
 /** The password named by `passwordEnv`, or undefined; throws ConfigError if the variable is not set. */
-export function redisPassword(
-  config: Extract<CoordinationConfig, { backend: "redis" }>,
-  root: string,
-  env: NodeJS.ProcessEnv = process.env,
-): string | undefined {
-  if (config.passwordEnv === undefined) return undefined;
-  const value = env[config.passwordEnv];
+export function redisPassword(config: RedisSettings, root: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return fromEnv(config, "passwordEnv", root, env);
+}
+
+type RedisSettings = Extract<CoordinationConfig, { backend: "redis" }>;
+
+function fromEnv(config: RedisSettings, field: "usernameEnv" | "passwordEnv", root: string, env: NodeJS.ProcessEnv): string | undefined {
+  const name = config[field];
+  if (name === undefined) return undefined;
+  const value = env[name];
   if (value === undefined || value === "") {
     throw new ConfigError(
-      `${root}.coordination.redis.passwordEnv`,
-      `the environment variable ${config.passwordEnv} is not set in this process; set it where OpenClaw runs`,
+      `${root}.coordination.redis.${field}`,
+      `the environment variable ${name} is not set in this process; set it where OpenClaw runs`,
     );
   }
   return value;

@@ -22,7 +22,8 @@ export type WarningReason =
   | "sibling_write_back_failed"
   | "sibling_write_back_skipped"
   | "prune_failed"
-  | "backend_unavailable";
+  | "backend_unavailable"
+  | "backend_unreplicated";
 
 export type GuardEvent =
   | { type: "redeemed" | "shared"; provider: string; key: string; hops: number; ms: number }

@@ -1,7 +1,7 @@
 // The one place that builds a coordination backend: the file backend in the guard directory, or
 // Redis when configured, with the fallback policy (`onUnavailable: "file"`: an unreachable Redis
 // is reported and the file lock used instead). Core receives what this builds, already open.
-import { redisPassword } from "../config/coordination-config.ts";
+import { redisPassword, redisUsername } from "../config/coordination-config.ts";
 import { CONFIG_ROOT, type RefreshGuardConfig } from "../config/parse-config.ts";
 import type { GuardEvent, WarningReason } from "../core/events.ts";
 import type { Stage } from "../core/guard-context.ts";
@@ -73,9 +73,21 @@ export async function openRedisCoordination(config: RefreshGuardConfig, reportin
   // Loaded only where Redis is configured: file-backend hosts never load the client.
   const { RedisCoordination } = await import("../store/redis-coordination.ts");
   const password = redisPassword(settings, CONFIG_ROOT);
+  const username = redisUsername(settings, CONFIG_ROOT);
+  const tls = {
+    ...(settings.tlsCaFile !== undefined ? { caFile: settings.tlsCaFile } : {}),
+    ...(settings.tlsCertFile !== undefined ? { certFile: settings.tlsCertFile } : {}),
+    ...(settings.tlsKeyFile !== undefined ? { keyFile: settings.tlsKeyFile } : {}),
+    ...(settings.tlsServerName !== undefined ? { serverName: settings.tlsServerName } : {}),
+  };
   const redis = new RedisCoordination({
     url: settings.url,
     ...(password !== undefined ? { password } : {}),
+    ...(username !== undefined ? { username } : {}),
+    tls,
+    ...(settings.sentinels !== undefined ? { sentinels: settings.sentinels, masterName: settings.masterName } : {}),
+    replicaAcks: settings.replicaAcks,
+    onUnreplicated: (message) => warn("backend_unreplicated", message),
     keyPrefix: settings.keyPrefix,
     connectTimeoutMs: settings.connectTimeoutMs,
     commandTimeoutMs: settings.commandTimeoutMs,
@@ -85,6 +97,7 @@ export async function openRedisCoordination(config: RefreshGuardConfig, reportin
     ...(reporting.now ? { now: reporting.now } : {}),
     events: {
       onCompromised: (key) => warn("lock_compromised", `lock ${keyLabel(key)} (redis) was taken over while held; stepping back`, key),
+      onBlocked: (path, what) => warn("lock_blocked", `${path} blocked its token: ${what}`),
     },
     onQuarantine: (error) => warn("journal_quarantined", error.message),
   });

@@ -76,6 +76,7 @@ async function readRedis(config: RefreshGuardConfig, reporting: BackendReporting
   try {
     redis = await openRedisCoordination(config, reporting);
     report.coordination.latencyMs = Math.round((await redis.ping()) * 10) / 10;
+    Object.assign(report.coordination, redis.topology());
     report.coordination.reachable = true;
     await readBackend(redis, report);
   } catch (error) {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 
 import { JournalCorruptError } from "../errors/errors.ts";
 import type { TokenSet } from "../oauth/token-wire.ts";
+import { readElseSetAside, writeFirstWins } from "./first-writer.ts";
 import { CREATE_FLAGS, DIR_MODE, FILE_MODE, lstatOrNull } from "./guard-dir.ts";
 import { isAbsent, readRegularFile, SafeReadError } from "./safe-read.ts";
 import { checkKey, ENTRY_VERSION, MAX_ENTRY_BYTES, openEntry, openSpent, type SpentMarker, sealEntry, sealSpent } from "./sealed-entry.ts";
@@ -70,9 +71,9 @@ export class Journal {
     const path = this.entryPath(key);
     const text = await this.readFile(path);
     if (text === null) return null;
-    const opened = openEntry(key, spentToken, text);
-    if ("unreadable" in opened) return this.quarantine(path, opened.unreadable);
-    return opened;
+    return readElseSetAside(openEntry(key, spentToken, text), async (reason) => {
+      await this.quarantine(path, reason);
+    });
   }
 
   /**
@@ -82,11 +83,11 @@ export class Journal {
   async write(key: string, spentToken: string, set: TokenSet): Promise<TokenSet> {
     const path = this.entryPath(key);
     const content = sealEntry(key, spentToken, set, this.now());
-    if (await this.writeOnce(path, content)) return set;
-    const winner = await this.read(key, spentToken);
-    // An existing but unreadable entry was just quarantined: try once more to be first.
-    if (winner === null && (await this.writeOnce(path, content))) return set;
-    return winner ?? set;
+    return writeFirstWins(
+      set,
+      () => this.writeOnce(path, content),
+      () => this.read(key, spentToken),
+    );
   }
 
   /** Marks `spentToken` spent (sealed under it, so only its holder can). The first marker stays. */
@@ -99,9 +100,9 @@ export class Journal {
     const path = this.tombstonePath(key);
     const text = await this.readFile(path);
     if (text === null) return null;
-    const opened = openSpent(key, spentToken, text);
-    if ("unreadable" in opened) return this.quarantine(path, opened.unreadable);
-    return opened;
+    return readElseSetAside(openSpent(key, spentToken, text), async (reason) => {
+      await this.quarantine(path, reason);
+    });
   }
 
   /** The file's text; null when absent or when it was not a readable regular file (then quarantined). */

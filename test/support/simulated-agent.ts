@@ -35,7 +35,14 @@ export interface AgentConfig {
   /** Put a fetch wrapper under the guard that drops every request's abort signal (as some wrappers do). */
   dropSignal?: boolean;
   /** Coordinate through this Redis (coordination.backend "redis") instead of the guard directory alone. */
-  redis?: { url: string; onUnavailable?: "fail" | "file"; commandTimeoutMs?: number; connectTimeoutMs?: number; passwordEnv?: string };
+  redis?: {
+    url: string;
+    onUnavailable?: "fail" | "file";
+    commandTimeoutMs?: number;
+    connectTimeoutMs?: number;
+    passwordEnv?: string;
+    [key: string]: unknown;
+  };
   /** Benchmark only: how `peer` refreshes are coordinated (the real host's lock module and options). */
   peer?: PeerConfig;
   /** Benchmark only: the directory where `floor` refreshes leave their answer. */

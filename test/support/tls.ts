@@ -81,7 +81,7 @@ export function createTestTls(opts: { hosts?: string[]; dir?: string } = {}): Te
     [
       "basicConstraints=CA:FALSE",
       "keyUsage=critical,digitalSignature,keyEncipherment",
-      "extendedKeyUsage=serverAuth",
+      "extendedKeyUsage=serverAuth,clientAuth",
       `subjectAltName=${san}`,
       "",
     ].join("\n"),

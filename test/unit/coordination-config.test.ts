@@ -26,6 +26,8 @@ describe("coordination config", () => {
       keyPrefix: "refresh-guard:",
       connectTimeoutMs: 2000,
       commandTimeoutMs: 5000,
+      masterName: "mymaster",
+      replicaAcks: 0,
       onUnavailable: "fail",
     });
     expect(
@@ -46,6 +48,14 @@ describe("coordination config", () => {
     [{ url: "redis://cache", onUnavailable: "retry" }, "onUnavailable", /"fail" or "file"/],
     [{ url: "redis://cache", passwordEnv: "not a name" }, "passwordEnv", /environment variable/],
     [{ url: "redis://cache", host: "x" }, "host", /unknown key/],
+    [{ url: "redis://cache/?password=pw-in-query" }, "url", /passwordEnv/],
+    [{ url: "redis://cache", tlsCaFile: "/ca.pem" }, "tlsCaFile", /rediss:\/\//],
+    [{ url: "rediss://cache", tlsCertFile: "/c.pem" }, "tlsKeyFile", /go together/],
+    [{ url: "redis://cache", sentinels: ["s1"] }, "sentinels[0]", /host:port/],
+    [{ url: "redis://cache", sentinels: [] }, "sentinels", /1 to 16/],
+    [{ url: "redis://cache", masterName: "m" }, "masterName", /only used with sentinels/],
+    [{ url: "redis://cache", replicaAcks: -1 }, "replicaAcks", /0 to 16/],
+    [{ url: "redis://cache", usernameEnv: "a b" }, "usernameEnv", /environment variable/],
   ])("refuses redis %j naming coordination.redis.%s", (settings, field, message) => {
     let error: unknown;
     try {
@@ -56,6 +66,30 @@ describe("coordination config", () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).configPath).toBe(`${CONFIG_ROOT}.coordination.redis.${field}`);
     expect((error as ConfigError).message).toMatch(message);
+  });
+
+  it("reads TLS files, sentinels (WAIT for one replica by default with them) and the user's variable", () => {
+    expect(
+      redis({
+        url: "rediss://mymaster",
+        tlsCaFile: "/etc/ca.pem",
+        tlsServerName: "redis.internal",
+        sentinels: ["10.0.0.1:26379", "s2.internal:26380"],
+        masterName: "cache",
+        usernameEnv: "RG_USER",
+      }),
+    ).toMatchObject({
+      tlsCaFile: "/etc/ca.pem",
+      tlsServerName: "redis.internal",
+      sentinels: [
+        { host: "10.0.0.1", port: 26379 },
+        { host: "s2.internal", port: 26380 },
+      ],
+      masterName: "cache",
+      usernameEnv: "RG_USER",
+      replicaAcks: 1,
+    });
+    expect(redis({ url: "redis://m", sentinels: ["a:1"], replicaAcks: 0 })).toMatchObject({ replicaAcks: 0 });
   });
 
   it("refuses an unknown backend", () => {
