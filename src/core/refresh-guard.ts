@@ -99,17 +99,25 @@ export class RefreshGuard {
   /** `work`, or a DeadlineError once the refresh's overall deadline has passed (fail closed). */
   private bounded<T>(token: string, work: Promise<T>): Promise<T> {
     const deadlineMs = refreshDeadlineMs(this.timing);
+    let reported = false;
+    // One failed event, whichever notices first: the timer, or the resolution's own check.
+    const report = (error: DeadlineError) => {
+      if (reported) return;
+      reported = true;
+      this.ctx.fail(tokenKey(token), "deadline", error.message);
+    };
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const key = tokenKey(token);
         const error = new DeadlineError(deadlineMs, { provider: this.provider });
-        this.ctx.fail(key, "deadline", error.message);
+        report(error);
         reject(error);
       }, deadlineMs);
       timer.unref();
     });
-    work.catch(() => undefined);
+    work.catch((error: unknown) => {
+      if (error instanceof DeadlineError) report(error);
+    });
     return Promise.race([work, expired]).finally(() => clearTimeout(timer));
   }
 
