@@ -14,7 +14,7 @@
 //
 // The stage, <repo>/.pack/package/, doubles as the development link target
 // (`npm run install-plugin -- --link`): it holds only what ships, so the host's install scan
-// accepts it, and Node resolves async-mutex and proper-lockfile from the checkout's node_modules.
+// accepts it, and Node resolves the runtime dependencies from the checkout's node_modules.
 import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -46,7 +46,7 @@ export const SHIPPED_FIELDS = [
 ];
 
 /** Files copied from the checkout next to the compiled dist/. */
-export const SHIPPED_FILES = ["openclaw.plugin.json", "README.md"];
+export const SHIPPED_FILES = ["openclaw.plugin.json", "README.md", "LICENSE"];
 
 export function shippedManifest(pkg) {
   const out = {};
@@ -65,7 +65,8 @@ export function stagePackage(stageDir = STAGE_DIR) {
   // Keep the directory itself (a --link install points at it); replace its contents.
   mkdirSync(stageDir, { recursive: true });
   for (const entry of ["dist", "package.json", ...SHIPPED_FILES]) rmSync(path.join(stageDir, entry), { recursive: true, force: true });
-  tsc(["-p", "tsconfig.json", "--outDir", path.join(stageDir, "dist")]);
+  // JavaScript only: a plugin has no TypeScript importers, so declaration files would ship unused.
+  tsc(["-p", "tsconfig.json", "--outDir", path.join(stageDir, "dist"), "--declaration", "false"]);
   for (const file of SHIPPED_FILES) copyFileSync(path.join(REPO_ROOT, file), path.join(stageDir, file));
   const manifest = shippedManifest(pkg);
   writeFileSync(path.join(stageDir, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -97,7 +98,7 @@ if (invokedAsCli && process.argv.includes("--refuse-root-publish")) {
   // prepublishOnly of the checkout: its package.json is the development one.
   process.stderr.write(
     "Do not publish the checkout: its package.json carries devDependencies and scripts.\n" +
-      "Publish the staged package instead: npm run package, then npm publish .pack/<name>-<version>.tgz\n",
+      "Publish the staged and checked package instead: npm run release, then the npm publish command it prints\n",
   );
   process.exit(1);
 } else if (invokedAsCli) {

@@ -37,19 +37,30 @@ export interface GuardStatus {
   journal: JournalSize;
   outcomes: Record<OutcomeType, number>;
   lastOutcomeAt: Partial<Record<"redeemed" | "shared" | "recovered" | "failed", string>>;
-  recent: { at: string; type: string; provider: string; reason?: string; code?: string; pid: number }[];
+  recent: { at: string; type: string; provider: string; reason?: string; code?: string; pid: number; thread?: string }[];
+  /** Outcomes per thread label, and the worker threads whose seams attached most recently. */
+  threads: {
+    outcomes: Record<string, Record<OutcomeType, number>>;
+    attached: { at: string; pid: number; thread: string; seams: string[] }[];
+  };
+  /** Token POSTs seen leaving a thread outside the guard (warning `unguarded_refresh`). */
+  unguardedRefreshes: number;
+  /** Profiles of this state dir the host fenced after a failed refresh (`<store>#<profile id>`; re-login needed). */
+  fencedProfiles: string[];
 }
 
 export interface StatusReport {
   plugin: { id: string; version: string };
   host: HostAssessment & {
     hook: "attached" | "not attached";
-    /** The seam the guard sits on ("host-undici" first where attached), or "none". */
+    /** The attached seam this host's token refresh goes through (2026.4/5: global-fetch, 2026.6+: host-undici), or "none". */
     seam: SeamName | "none";
     /** Every attached seam in this process. */
     seams: SeamName[];
     /** Why host-undici is not attached, where the host lacks it. */
     seamProblem?: string;
+    /** Whether worker threads started from now on in this process load the guard (worker-seam.ts). */
+    workerThreads?: "attached" | "not attached";
   };
   configProblem?: string;
   guard?: GuardStatus;
@@ -60,11 +71,12 @@ export function formatStatus(report: StatusReport): string {
   const { host } = report;
   lines.push(
     `refresh-guard ${report.plugin.version} on OpenClaw ${host.version ?? "(version unknown)"}: hook ${host.hook}` +
-      `${host.seams.length > 0 ? ` (seam ${host.seams.join(", ")})` : ""}` +
+      `${host.seams.length > 0 ? ` (${seamsText(host.seam, host.seams)})` : ""}` +
       `${host.supported ? "" : " — host not supported"}`,
   );
   if (host.note) lines.push(`  ${host.note}`);
   if (host.seamProblem) lines.push(`  ${host.seamProblem}`);
+  if (host.workerThreads === "attached") lines.push("  worker threads: each new worker thread of this process loads the guard");
   if (report.configProblem) lines.push(`config: ${report.configProblem}`);
   const guard = report.guard;
   if (guard) {
@@ -92,10 +104,37 @@ export function formatStatus(report: StatusReport): string {
       `outcomes: redeemed ${o.redeemed}${last("redeemed")}, shared from journal ${o.shared}${last("shared")}, ` +
         `recovered from sibling ${o.recovered}${last("recovered")}, failed ${o.failed}${last("failed")}`,
     );
+    const threads = Object.entries(guard.threads.outcomes);
+    if (threads.length > 0) {
+      lines.push(
+        `outcomes by thread: ${threads.map(([thread, c]) => `${thread} redeemed ${c.redeemed}, shared ${c.shared}, recovered ${c.recovered}, failed ${c.failed}`).join("; ")}`,
+      );
+    }
+    if (guard.threads.attached.length > 0) {
+      lines.push(
+        `guarded threads (latest): ${guard.threads.attached.map((t) => `${t.thread} pid ${t.pid} (${t.seams.join(", ")}) since ${t.at}`).join("; ")}`,
+      );
+    }
+    if (guard.unguardedRefreshes > 0) {
+      lines.push(
+        `WARNING: ${guard.unguardedRefreshes} token refresh${guard.unguardedRefreshes === 1 ? " was" : "es were"} seen leaving a thread without the guard ` +
+          "(see recent: unguarded_refresh); such a refresh can race and get the profile fenced",
+      );
+    }
+    if (guard.fencedProfiles.length > 0) {
+      lines.push(
+        `WARNING: the host fenced ${guard.fencedProfiles.join(", ")} after a failed refresh (log in again: openclaw models auth login --provider openai)` +
+          (guard.outcomes.failed === 0
+            ? "; refresh-guard recorded no failure, so that refresh ran in a thread or process without the guard"
+            : ""),
+      );
+    }
     if (guard.recent.length > 0) {
       lines.push("recent:");
       for (const r of guard.recent) {
-        lines.push(`  ${r.at} ${r.type} ${r.provider}${r.reason ? ` ${r.reason}` : ""}${r.code ? ` (${r.code})` : ""} pid ${r.pid}`);
+        lines.push(
+          `  ${r.at} ${r.type} ${r.provider}${r.reason ? ` ${r.reason}` : ""}${r.code ? ` (${r.code})` : ""} pid ${r.pid}${r.thread ? ` ${r.thread}` : ""}`,
+        );
       }
     }
   }
@@ -124,6 +163,12 @@ export function printable(text: string): string {
     out += unprintable(code) ? `\\u${code.toString(16).padStart(4, "0")}` : char;
   }
   return out;
+}
+
+function seamsText(seam: string, seams: readonly string[]): string {
+  const others = seams.filter((s) => s !== seam);
+  if (seam === "none") return `seams ${seams.join(", ")}, none of them the one this host refreshes through`;
+  return `seam ${seam}${others.length > 0 ? `; also attached: ${others.join(", ")}` : ""}`;
 }
 
 function coordinationLine(c: GuardStatus["coordination"]): string {

@@ -1,6 +1,7 @@
-// The plugin's configuration, checked a second time in code (the host checks the manifest's JSON
-// Schema first) so that every problem names its full path in openclaw.json. What is allowed comes
-// from the table in options.ts.
+// The plugin's configuration, checked here and only here: the manifest's JSON Schema documents
+// every key but validates none (a host refuses every command while a plugin's config fails its
+// schema), so a problem is reported by this parser, naming its full path in openclaw.json, and the
+// host keeps running. What is allowed comes from the table in options.ts.
 import { type Stats, statSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";

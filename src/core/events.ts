@@ -23,7 +23,8 @@ export type WarningReason =
   | "sibling_write_back_skipped"
   | "prune_failed"
   | "backend_unavailable"
-  | "backend_unreplicated";
+  | "backend_unreplicated"
+  | "unguarded_refresh";
 
 export type GuardEvent =
   | { type: "redeemed" | "shared"; provider: string; key: string; hops: number; ms: number }

@@ -120,7 +120,7 @@ async function redeemHolding(ctx: GuardContext, lock: HeldLock, key: string, tok
     return done(set === null ? { kind: "response", response } : { kind: "redeemed", set });
   }
   const code = readErrorCode(response.body);
-  if (response.status === 401 && code !== undefined && provider.spentCodes.includes(code)) {
+  if (response.status === provider.spentStatus && code !== undefined && provider.spentCodes.includes(code)) {
     // A twin that lost its lock unnoticed may have redeemed it an instant ago: give its entry a moment.
     if (code === provider.reusedCode && (await awaitEntry(ctx, key))) return done({ kind: "advanced" });
     // Mark it spent while still holding the lock, so the next holder does not send it again.
@@ -212,13 +212,16 @@ async function awaitEntry(ctx: GuardContext, key: string): Promise<boolean> {
   return true;
 }
 
-/** The spent marker of `token` as the endpoint's 401, or null. */
+/** The spent marker of `token` as the endpoint's own answer (its provider's status and the body it sent), or null. */
 export async function spentRecord(ctx: GuardContext, key: string, token: string): Promise<Redemption | null> {
   const marker = await ctx.coordination.readSpent(key, token);
   if (marker === null) return null;
+  const status = ctx.provider.spentStatus;
   return {
     kind: "spent",
     code: marker.code,
-    response: { status: 401, statusText: "Unauthorized", headers: [["content-type", "application/json"]], body: marker.body },
+    response: { status, statusText: STATUS_TEXT[status] ?? "", headers: [["content-type", "application/json"]], body: marker.body },
   };
 }
+
+const STATUS_TEXT: Record<number, string> = { 400: "Bad Request", 401: "Unauthorized" };

@@ -25,6 +25,8 @@ export { DEFAULT_TIMING, MAX_CHAIN };
 export interface RefreshGuardOptions {
   /** The provider id as configured (`openai-codex`, or an alias such as `openai`); one providers/registry.ts knows. */
   provider: string;
+  /** The provider id the host's `models auth login --provider` accepts (default: `provider`). */
+  loginProvider?: string;
   /** Where processes coordinate, already opened (plugin/coordination-factory.ts builds the file or Redis backend). */
   coordination: Coordination;
   timing?: Partial<GuardTiming>;
@@ -45,6 +47,7 @@ type Resolved = { kind: "set"; set: TokenSet; hops: number } | { kind: "response
 
 export class RefreshGuard {
   readonly provider: string;
+  private readonly loginProvider: string;
   readonly timing: GuardTiming;
   readonly coordination: Coordination;
   private readonly ctx: GuardContext;
@@ -58,6 +61,7 @@ export class RefreshGuard {
     const rules: Provider | undefined = providerById(options.provider);
     if (rules === undefined) throw new Error(`refresh-guard: unknown provider ${JSON.stringify(options.provider)}`);
     this.provider = options.provider;
+    this.loginProvider = options.loginProvider ?? options.provider;
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.coordination = options.coordination;
     this.ctx = new GuardContext({
@@ -198,7 +202,8 @@ export class RefreshGuard {
         ctx.fail(key, "endpoint_error", `token endpoint answered ${result.response.status}`, readErrorCode(result.response.body));
         return { kind: "response", response: rebuildResponse(result.response) };
       }
-      // Spent with no successor in the journal: look for one among the siblings.
+      // Spent with no successor in the journal: look for one among the siblings, where the provider
+      // leaves siblings alive (xAI and Anthropic revoke the whole family: recovery only reports).
       if (allowRecovery) {
         // Another process may have recovered it meanwhile (it, not this one, counts as "recovered").
         const recoveredElsewhere = await this.coordination.readEntry(key, current);
@@ -208,17 +213,20 @@ export class RefreshGuard {
           current = recoveredElsewhere.refreshToken;
           continue;
         }
-        const recovered = await this.recovery.recover({
-          key,
-          token: current,
-          presented: [token, current],
-          chain,
-          latest,
-          resolveSibling: async (refreshToken) => {
-            const resolved = await this.resolve(refreshToken, redeem, false, started);
-            return resolved.kind === "set" ? resolved.set : null;
-          },
-        });
+        const recoverable = ctx.provider.reuseRecoverable;
+        const recovered = !recoverable
+          ? null
+          : await this.recovery.recover({
+              key,
+              token: current,
+              presented: [token, current],
+              chain,
+              latest,
+              resolveSibling: async (refreshToken) => {
+                const resolved = await this.resolve(refreshToken, redeem, false, started);
+                return resolved.kind === "set" ? resolved.set : null;
+              },
+            });
         if (recovered !== null) {
           // Only the process whose entry won counts the recovery; one that lost the race shares it.
           if (recovered.won)
@@ -228,11 +236,12 @@ export class RefreshGuard {
         }
         // Only a reuse can be a race between holders; any other spent code (refresh_token_invalidated
         // on a first refresh after a clean login, an expired token) is a login problem.
-        const detail =
-          result.code === ctx.provider.reusedCode
+        const detail = !recoverable
+          ? `${this.provider} revokes every token of a login once one is reused, so no copy can take over; the guard marked it spent so no process retries it.`
+          : result.code === ctx.provider.reusedCode
             ? "the guard marked it spent so no process retries it."
             : "the provider ended this login (not a race between holders of the token); the guard marked it spent so no process retries it.";
-        const error = new ReloginRequiredError(this.provider, result.code, detail, ctx.provider.loginCommand(this.provider));
+        const error = new ReloginRequiredError(this.provider, result.code, detail, ctx.provider.loginCommand(this.loginProvider));
         ctx.fail(key, "relogin_required", error.message, result.code);
       }
       return { kind: "response", response: rebuildResponse(result.response) };

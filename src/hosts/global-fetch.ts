@@ -5,6 +5,7 @@
 // never wraps twice.
 import type { Redeem } from "../core/guard-context.ts";
 import { parseTokenRequest } from "../oauth/token-wire.ts";
+import { withinWrapper } from "./wrapper-mark.ts";
 
 const STATE = Symbol.for("openclaw-refresh-guard.fetch-interceptor");
 
@@ -17,10 +18,16 @@ export interface TokenGuard {
   refresh(refreshToken: string, redeem: Redeem, options: { signal?: AbortSignal | null }): Promise<Response>;
 }
 
+/** Where a route's guard applies: exact token URLs by their normalized spelling, and URL patterns. */
+interface RouteTable {
+  exact: Map<string, TokenGuard>;
+  patterns: { pattern: string; test: (url: URL) => boolean; guard: TokenGuard }[];
+}
+
 interface InterceptorState {
   original: Fetch;
   wrapper: Fetch;
-  routes: Map<string, TokenGuard>;
+  routes: RouteTable;
 }
 
 interface FetchHost {
@@ -43,24 +50,27 @@ export function installFetchInterceptor(
   if (state === undefined || host.fetch !== state.wrapper) {
     // Someone wrapped fetch over our earlier wrapper, which stays in their chain: empty its routes
     // so it passes everything through, or each redemption would be guarded a second time on its way out.
-    state?.routes.clear();
+    if (state !== undefined) clearRoutes(state.routes);
     const original = host.fetch;
-    const table = new Map<string, TokenGuard>();
+    const table: RouteTable = { exact: new Map(), patterns: [] };
     const wrapper = createWrapper(original, table);
     state = { original, wrapper, routes: table };
     host[STATE] = state;
     host.fetch = wrapper;
   }
-  state.routes.clear();
-  for (const [url, guard] of routes) state.routes.set(normalizeUrl(url), guard);
+  clearRoutes(state.routes);
+  for (const [url, guard] of routes) {
+    if (isUrlPattern(url)) state.routes.patterns.push({ pattern: url, test: compileUrlPattern(url), guard });
+    else state.routes.exact.set(normalizeUrl(url), guard);
+  }
   const installed = state;
   return {
     get urls() {
-      return [...installed.routes.keys()];
+      return [...installed.routes.exact.keys(), ...installed.routes.patterns.map((entry) => entry.pattern)];
     },
     uninstall() {
       // With another wrapper on top, ours stays in its chain: emptied, it passes everything through.
-      installed.routes.clear();
+      clearRoutes(installed.routes);
       if (host.fetch === installed.wrapper) host.fetch = installed.original;
       if (host[STATE] === installed) delete host[STATE];
     },
@@ -73,21 +83,40 @@ export function interceptorAttached(host: FetchHost = globalThis as unknown as F
   return state !== undefined && host.fetch === state.wrapper;
 }
 
-function createWrapper(original: Fetch, routes: Map<string, TokenGuard>): Fetch {
+function clearRoutes(routes: RouteTable): void {
+  routes.exact.clear();
+  routes.patterns.length = 0;
+}
+
+/** The guard for a POST to `url`: its exact route, else the first pattern that matches it. */
+function routeFor(routes: RouteTable, url: string): TokenGuard | undefined {
+  const exact = routes.exact.get(normalizeUrl(url));
+  if (exact !== undefined || routes.patterns.length === 0) return exact;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  return routes.patterns.find((entry) => entry.test(parsed))?.guard;
+}
+
+function createWrapper(original: Fetch, routes: RouteTable): Fetch {
   const wrapper = function refreshGuardFetch(input: FetchInput, init?: RequestInit): Promise<Response> {
     let guard: TokenGuard | undefined;
     let url = "";
     try {
-      if (routes.size > 0 && isPost(input, init)) {
+      if ((routes.exact.size > 0 || routes.patterns.length > 0) && isPost(input, init)) {
         url = urlOf(input);
-        guard = routes.get(normalizeUrl(url));
+        guard = routeFor(routes, url);
       }
     } catch {
       // Anything we cannot read is not a token request of ours: fetch decides what it is.
       guard = undefined;
     }
     if (guard === undefined) return original(input, init);
-    return guarded(original, guard, url, input, init);
+    // Marked: the token-POST observer knows this one went through the wrapper (guarded or a login).
+    return withinWrapper(() => guarded(original, guard, url, input, init));
   };
   // Whatever the original carries (and whatever is set on it later) stays visible on the wrapper.
   Object.setPrototypeOf(wrapper, original);
@@ -197,6 +226,34 @@ async function readBody(body: Body | null, request: Request | null): Promise<str
   if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
   if (body instanceof Blob) return body.text();
   return null;
+}
+
+/** A route key with a `*` is a pattern (`https://*.x.ai/*`), not one URL. */
+export function isUrlPattern(key: string): boolean {
+  return key.includes("*");
+}
+
+/**
+ * A URL pattern's test: scheme exact; host exact, or `*.` followed by a suffix that matches any
+ * host with at least one more label in front; path exact (normalized), or ending in `/*` for that
+ * prefix and anything below it (`/*` alone: any path). Default ports only; query and fragment ignored.
+ */
+export function compileUrlPattern(pattern: string): (url: URL) => boolean {
+  const match = /^([a-z][a-z0-9+.-]*:)\/\/([^/]+)(\/.*)?$/i.exec(pattern);
+  if (match === null) throw new Error(`not a URL pattern: ${pattern}`);
+  const protocol = (match[1] ?? "").toLowerCase();
+  const host = (match[2] ?? "").toLowerCase();
+  const rawPath = match[3] ?? "/";
+  const anyPath = rawPath.endsWith("/*");
+  const path = (anyPath ? rawPath.slice(0, -2) : rawPath).replace(/\/{2,}/g, "/").replace(/\/$/, "");
+  const hostSuffix = host.startsWith("*.") ? host.slice(1) : null;
+  return (url) => {
+    if (url.protocol !== protocol) return false;
+    const urlHost = url.host.toLowerCase();
+    if (hostSuffix === null ? urlHost !== host : !(urlHost.endsWith(hostSuffix) && urlHost.length > hostSuffix.length)) return false;
+    const urlPath = url.pathname.replace(/\/{2,}/g, "/").replace(/\/$/, "");
+    return anyPath ? urlPath === path || urlPath.startsWith(`${path}/`) : urlPath === path;
+  };
 }
 
 /**

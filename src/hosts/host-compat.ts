@@ -14,6 +14,8 @@ interface Range {
   supported: boolean;
   /** The seam this range refreshes through; without it attached the host is not protected. */
   needs?: "host-undici";
+  /** The seam the host's token refresh goes through (status names it as the one in use). */
+  refreshSeam: "global-fetch" | "host-undici";
   note: string;
 }
 
@@ -23,13 +25,15 @@ const RANGES: readonly Range[] = [
     from: [2026, 4, 15],
     to: [2026, 5, 999],
     supported: true,
-    note: "openai-codex refreshes through global fetch; the guard's fetch hook sees and coordinates every refresh",
+    refreshSeam: "global-fetch",
+    note: "openai-codex refreshes through global fetch (global-fetch seam); the guard's fetch hook sees and coordinates every refresh",
   },
   {
     from: [2026, 6, 0],
     to: [2026, 9, 6],
     supported: true,
     needs: "host-undici",
+    refreshSeam: "host-undici",
     note:
       "this host sends the token refresh through its own SSRF-guarded undici fetch; the guard wraps that module's fetch " +
       "export (host-undici seam), keeping the host's dispatcher, DNS pinning and proxy handling",
@@ -39,6 +43,7 @@ const RANGES: readonly Range[] = [
     to: [9999, 12, 999],
     supported: true,
     needs: "host-undici",
+    refreshSeam: "host-undici",
     note: "newer than any tested host (2026.9.6); the guard wraps the host's undici fetch export as on 2026.6 – 2026.9.6, untested",
   },
 ];
@@ -75,6 +80,22 @@ export function assessHost(version: string | null, seams?: { attached: readonly 
 /** True when this version refreshes through the host's own undici (2026.6+): global fetch alone protects nothing. */
 export function needsHostUndici(version: string | null): boolean {
   return version !== null && rangeOf(version)?.needs === "host-undici";
+}
+
+/** The seam this host's token refresh goes through, where its version says so; null: unknown. */
+export function refreshSeamOf(version: string | null): "global-fetch" | "host-undici" | null {
+  return version === null ? null : (rangeOf(version)?.refreshSeam ?? null);
+}
+
+/**
+ * The provider id this host's `openclaw models auth login --provider` accepts for the Codex login.
+ * 2026.6+ call it `openai` and refuse `openai-codex` (2026.9.6: "a legacy provider ID; use
+ * --provider openai"); 2026.4.x/5.x call it `openai-codex`. Other ids, and unknown versions, stay.
+ */
+export function loginProviderId(version: string | null, configured: string): string {
+  const parsed = version === null ? null : parseHostVersion(version);
+  if (parsed === null || (configured !== "openai" && configured !== "openai-codex")) return configured;
+  return compare(parsed, [2026, 6, 0]) >= 0 ? "openai" : "openai-codex";
 }
 
 function rangeOf(version: string): Range | undefined {

@@ -9,6 +9,7 @@ import { formatLine } from "../core/events.ts";
 import { type Redeem, RefreshGuard, type Stage } from "../core/refresh-guard.ts";
 import { BackendUnavailableError, type RefreshGuardError } from "../errors/errors.ts";
 import type { TokenGuard } from "../hosts/global-fetch.ts";
+import { providerById } from "../providers/registry.ts";
 import { ensurePrivateDir } from "../store/guard-dir.ts";
 import { type BackendReporting, FALLBACK_RETRY_MS, fallsBack, openCoordination } from "./coordination-factory.ts";
 import { EventSink, type HostLogger } from "./event-sink.ts";
@@ -22,6 +23,8 @@ export interface RuntimeDeps {
   logger: HostLogger;
   stateDir: string;
   agentDirs?: readonly string[];
+  /** The provider id the host's login command accepts for a configured id (re-login hints). */
+  loginProvider?: (configured: string) => string;
   now?: () => number;
   stage?: (stage: Stage) => Promise<void> | void;
   /**
@@ -46,12 +49,15 @@ export class GuardRuntime {
     this.sink = new EventSink(deps.logger, this.status);
   }
 
-  /** Token URL → guard, for the fetch interceptor. Providers that share an endpoint share a guard. */
+  /**
+   * Token URL (or URL pattern) → guard, for the fetch interceptor. Providers that share an endpoint
+   * share a guard; a provider's other endpoints (alsoTokenUrls) share its guard.
+   */
   routes(): Map<string, TokenGuard> {
     const routes = new Map<string, TokenGuard>();
     for (const provider of this.config.providers) {
       if (routes.has(provider.tokenUrl)) continue;
-      routes.set(provider.tokenUrl, {
+      const guard: TokenGuard = {
         refresh: (token: string, redeem: Redeem, options: { signal?: AbortSignal | null }) =>
           this.guardFor(provider.tokenUrl, provider.id).then((guard) =>
             guard.refresh(token, redeem, options).catch((error: unknown) => {
@@ -60,9 +66,23 @@ export class GuardRuntime {
               throw error;
             }),
           ),
-      });
+      };
+      routes.set(provider.tokenUrl, guard);
+      for (const url of providerById(provider.id)?.alsoTokenUrls ?? []) if (!routes.has(url)) routes.set(url, guard);
     }
     return routes;
+  }
+
+  /** A token POST left this thread without passing the wrapper (hosts/token-post-observer.ts). */
+  warnUnguarded(provider: string, url: string): void {
+    this.sink.onEvent({
+      type: "warning",
+      provider,
+      reason: "unguarded_refresh",
+      message:
+        `a token POST to ${url} left this thread without refresh-guard (the host refreshed where the guard is not attached); ` +
+        "a refresh_token_reused and a fenced profile may follow",
+    });
   }
 
   /** Everything the status command shows; reads what exists, opens no guard and creates nothing. */
@@ -103,6 +123,7 @@ export class GuardRuntime {
     if (fellBack) setTimeout(() => this.guards.delete(tokenUrl), FALLBACK_RETRY_MS).unref();
     const guard = new RefreshGuard({
       provider,
+      ...(this.deps.loginProvider ? { loginProvider: this.deps.loginProvider(provider) } : {}),
       coordination,
       timing: this.config.timing,
       siblingSources: siblingSources(this.config, { stateDir: this.deps.stateDir, agentDirs: this.deps.agentDirs ?? [], home: userHome() }),

@@ -5,6 +5,7 @@
 import { promises as fsp } from "node:fs";
 import type { GuardStatus } from "../cli/status-report.ts";
 import { type RefreshGuardConfig, userHome } from "../config/parse-config.ts";
+import { openClawSqliteStores } from "../siblings/openclaw-sqlite-stores.ts";
 import { resolveSiblingStateDirs } from "../siblings/state-dirs.ts";
 import type { Coordination } from "../store/coordination.ts";
 import { checkPrivateDir } from "../store/guard-dir.ts";
@@ -53,7 +54,11 @@ export async function guardStatus(config: RefreshGuardConfig, sources: StatusSou
     outcomes: { redeemed: 0, shared: 0, recovered: 0, failed: 0, warning: 0 },
     lastOutcomeAt: {},
     recent: [],
+    threads: { outcomes: {}, attached: [] },
+    unguardedRefreshes: 0,
+    fencedProfiles: [],
   };
+  report.fencedProfiles = await fencedProfiles(config, sources.stateDir);
   if (settings.backend === "redis") await readRedis(config, sources.reporting, report);
   else if (!(await readFiles(config, sources.reporting, report))) return report;
   return readOutcomes(sources.status, report);
@@ -92,9 +97,32 @@ async function readBackend(coordination: Coordination, report: GuardStatus): Pro
   report.journal = await coordination.size();
 }
 
+/** This state dir's profiles that carry the host's terminal fence (2026.9: a lost refresh). */
+async function fencedProfiles(config: RefreshGuardConfig, stateDir: string): Promise<string[]> {
+  try {
+    const store = openClawSqliteStores({ stateDirs: [stateDir], providers: config.providers.map((provider) => provider.id) });
+    const credentials = await store.load(() => undefined);
+    return credentials
+      .filter((credential) => credential.source.endsWith(" (fenced)") && /:failed:refresh:/.test(credential.refreshToken))
+      .map((credential) => credential.source.replace(/ \(fenced\)$/, ""));
+  } catch {
+    return [];
+  }
+}
+
 async function readOutcomes(status: StatusStore, report: GuardStatus): Promise<GuardStatus> {
   const summary = await status.summary();
   report.outcomes = summary.counts;
+  report.unguardedRefreshes = summary.unguarded;
+  report.threads = {
+    outcomes: summary.byThread,
+    attached: (await status.threads().catch(() => [])).map(({ at, pid, thread, seams }) => ({
+      at: new Date(at).toISOString(),
+      pid,
+      thread,
+      seams,
+    })),
+  };
   for (const [type, at] of Object.entries(summary.last)) {
     report.lastOutcomeAt[type as keyof GuardStatus["lastOutcomeAt"]] = new Date(at).toISOString();
   }
@@ -107,6 +135,7 @@ async function readOutcomes(status: StatusStore, report: GuardStatus): Promise<G
     };
     if (record.reason !== undefined) entry.reason = record.reason;
     if (record.code !== undefined) entry.code = record.code;
+    if (record.thread !== undefined) entry.thread = record.thread;
     return entry;
   });
   return report;

@@ -8,8 +8,10 @@ import { type CliProgram, registerStatusCommand } from "../cli/status-command.ts
 import type { StatusReport } from "../cli/status-report.ts";
 import { PLUGIN_ID, parseConfig, type RefreshGuardConfig } from "../config/parse-config.ts";
 import { formatLine } from "../core/events.ts";
-import { attachSeams, type SeamReport, seamsAttached } from "../hosts/detect-seam.ts";
-import { assessHost, type HostAssessment, needsHostUndici } from "../hosts/host-compat.ts";
+import { attachSeams, type SeamName, type SeamReport, seamsAttached } from "../hosts/detect-seam.ts";
+import { assessHost, type HostAssessment, loginProviderId, needsHostUndici, refreshSeamOf } from "../hosts/host-compat.ts";
+import { observeTokenPosts } from "../hosts/token-post-observer.ts";
+import { installWorkerSeam, type WorkerSeamReport, workerSeamAttached } from "../hosts/worker-seam.ts";
 import { PROVIDERS } from "../providers/registry.ts";
 import type { HostLogger } from "./event-sink.ts";
 import { GuardRuntime, type RuntimeDeps } from "./guard-runtime.ts";
@@ -39,9 +41,12 @@ export const PLUGIN_VERSION = readPluginVersion();
 
 interface PluginState {
   runtime: GuardRuntime | null;
+  /** The config enables no provider. */
+  idle?: boolean;
   configProblem?: string;
   host: HostAssessment;
   seams?: SeamReport;
+  workers?: WorkerSeamReport;
 }
 
 export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = process.env): PluginState {
@@ -55,22 +60,18 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
     if (api.registrationMode === "cli-metadata" || api.registrationMode === "setup-only") {
       // Loaded only to describe commands or setup: nothing refreshes in this load.
     } else if (config.providers.length === 0) {
-      log.info(
-        formatLine({
-          event: "idle",
-          msg: `no provider enabled; set ${PROVIDERS.map((provider) => `plugins.entries["${PLUGIN_ID}"].config.providers["${provider.id}"].enabled`).join(" or ")} to true`,
-        }),
-      );
+      once(log.info, formatLine({ event: "idle", msg: NO_PROVIDER }));
     } else if (!host.supported) {
-      log.warn(formatLine({ event: "unsupported_host", host: host.version ?? "unknown", msg: host.note }));
+      once(log.warn, formatLine({ event: "unsupported_host", host: host.version ?? "unknown", msg: host.note }));
     } else {
       const agentDirs = env.OPENCLAW_AGENT_DIR ? [env.OPENCLAW_AGENT_DIR] : [];
-      state.runtime = sharedRuntime(config, { logger: log, stateDir, agentDirs });
+      state.runtime = sharedRuntime(config, { logger: log, stateDir, agentDirs, loginProvider: (id) => loginProviderId(version, id) });
       const seams = attachSeams(state.runtime.routes(), { hostUndiciRequired: needsHostUndici(version) });
       state.seams = seams;
       state.host = assessHost(version, seams);
+      if (seams.attached.length > 0) attachThreads(state, state.runtime, config, { stateDir, agentDirs, seams, log });
       if (!state.host.supported || seams.attached.length === 0) {
-        log.warn(formatLine({ event: "not_attached", host: version ?? "unknown", msg: state.host.note }));
+        once(log.warn, formatLine({ event: "not_attached", host: version ?? "unknown", msg: state.host.note }));
       } else {
         log.debug?.(
           formatLine({
@@ -84,13 +85,46 @@ export function registerRefreshGuard(api: PluginApi, env: NodeJS.ProcessEnv = pr
     }
     // The status command still needs the config even where nothing is attached.
     state.runtime ??= new GuardRuntime(config, { logger: log, stateDir });
+    state.idle = config.providers.length === 0;
   } catch (error) {
     state.configProblem = (error as Error).message;
-    log.error(formatLine({ event: "config_invalid", msg: state.configProblem }));
+    once(log.error, formatLine({ event: "config_invalid", msg: state.configProblem }));
   }
   registerStatusCommand(api, () => statusReport(state));
   return state;
 }
+
+/**
+ * Worker threads the host starts from now on load the guard too (worker-seam.ts), and a token POST
+ * that leaves this thread outside the wrapper is reported. (Worker threads note themselves in the
+ * status record when their seam attaches; the main thread's seams are in every status report.)
+ */
+function attachThreads(
+  state: PluginState,
+  runtime: GuardRuntime,
+  config: RefreshGuardConfig,
+  context: { stateDir: string; agentDirs: string[]; seams: SeamReport; log: HostLogger },
+): void {
+  const { seams } = context;
+  state.workers = installWorkerSeam(
+    {
+      config,
+      stateDir: context.stateDir,
+      agentDirs: context.agentDirs,
+      seams: [...seams.attached],
+      ...(seams.hostUndiciPath !== undefined ? { hostUndiciPath: seams.hostUndiciPath } : {}),
+    },
+    WORKER_BOOTSTRAP,
+  );
+  if (!state.workers.attached) context.log.warn(formatLine({ event: "not_attached", thread: "workers", msg: state.workers.problem }));
+  observeTokenPosts(
+    config.providers.map((provider) => provider.tokenUrl),
+    (url) => runtime.warnUnguarded(config.providers.find((provider) => provider.tokenUrl === url)?.id ?? "unknown", url),
+  );
+}
+
+/** The module each new worker thread imports (dist/plugin/worker-bootstrap.js as shipped). */
+const WORKER_BOOTSTRAP = new URL(`./worker-bootstrap${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url).href;
 
 export async function statusReport(state: PluginState): Promise<StatusReport> {
   const report: StatusReport = {
@@ -102,17 +136,52 @@ export async function statusReport(state: PluginState): Promise<StatusReport> {
   return report;
 }
 
-function hookReport(state: PluginState): Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem"> {
+function hookReport(state: PluginState): Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem" | "note" | "workerThreads"> {
   const seams = seamsAttached();
-  const report: Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem"> = {
+  const seam = seamInUse(state.host.version, seams);
+  const report: Pick<StatusReport["host"], "hook" | "seam" | "seams" | "seamProblem" | "note" | "workerThreads"> = {
+    workerThreads: workerSeamAttached() ? "attached" : "not attached",
     hook: seams.length > 0 ? "attached" : "not attached",
-    // The seam a 2026.6+ host refreshes through comes first.
-    seam: seams[0] ?? "none",
+    seam,
     seams,
+    note: seams.length > 0 ? state.host.note : notAttachedNote(state),
   };
   if (state.seams?.hostUndiciProblem !== undefined && !seams.includes("host-undici"))
     report.seamProblem = `host-undici: ${state.seams.hostUndiciProblem}`;
   return report;
+}
+
+/**
+ * The attached seam this host's token refresh goes through: by version where it is known (2026.4/5:
+ * global-fetch, although host-undici is attached there too), else the first attached (host-undici first).
+ */
+export function seamInUse(version: string | null, attached: readonly SeamName[]): SeamName | "none" {
+  const uses = refreshSeamOf(version);
+  if (uses === null) return attached[0] ?? "none";
+  return attached.includes(uses) ? uses : "none";
+}
+
+const NO_PROVIDER = `no provider enabled; set ${PROVIDERS.map((provider) => `plugins.entries["${PLUGIN_ID}"].config.providers["${provider.id}"].enabled`).join(" or ")} to true`;
+
+/** Why nothing is attached, in the words status prints under "hook not attached". */
+function notAttachedNote(state: PluginState): string {
+  if (state.configProblem !== undefined)
+    return "nothing attached: the config is invalid (below); the host runs unguarded until it is fixed";
+  if (state.idle) return `nothing attached: ${NO_PROVIDER}`;
+  if (!state.host.supported) return state.host.note;
+  return "nothing attached in this process (the plugin was loaded only to list commands, or no seam could be wrapped); the host runs unguarded";
+}
+
+// The host may register the plugin several times in one process (2026.4.15: 3 times; 2026.9.6 once
+// for its command list and once more), each with its own logger: a line is logged once per process.
+const LOGGED = Symbol.for("openclaw-refresh-guard.logged");
+
+function once(write: (message: string) => void, line: string): void {
+  const holder = globalThis as { [LOGGED]?: Set<string> };
+  holder[LOGGED] ??= new Set();
+  if (holder[LOGGED].has(line)) return;
+  holder[LOGGED].add(line);
+  write(line);
 }
 
 // The host may call register() several times in one process (seen: 3 times on 2026.4.15). One

@@ -29,7 +29,9 @@ export function siblingSources(config: RefreshGuardConfig, places: SiblingPlaces
     openClawStores({
       stateDir: places.stateDir,
       agentDirs: places.agentDirs,
-      providers: config.providers.map((provider) => provider.id),
+      // Every id a host stores the login under (2026.6+ store `openai-codex` logins as `openai`), so
+      // that either name in the config finds the same siblings on every host.
+      providers: [...new Set(enabledProviders(config).flatMap((provider) => [provider.id, ...provider.aliases]))],
       siblingStateDirs: config.siblingStateDirs,
       home: places.home,
     }),

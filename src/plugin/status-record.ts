@@ -4,14 +4,28 @@
 // events carry only provider, key label, reason and timings.
 import { closeSync, constants, promises as fsp, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { threadId } from "node:worker_threads";
 
 import { type GuardEvent, OUTCOME_TYPES, type OutcomeType } from "../core/events.ts";
 import { isRecord } from "../oauth/json.ts";
-import { FILE_MODE } from "../store/guard-dir.ts";
+import { ensurePrivateDir, FILE_MODE } from "../store/guard-dir.ts";
 import { readRegularFile, SafeReadError } from "../store/safe-read.ts";
+import { threadLabel } from "../store/thread-label.ts";
 
 const MAX_BYTES = 256 * 1024;
 const RECENT = 20;
+/** threads.jsonl: one line per thread whose seam attached (a worker restart adds one). */
+const MAX_THREAD_BYTES = 64 * 1024;
+
+/** A thread of a host process in which the guard attached (threads.jsonl). */
+export interface AttachedThread {
+  at: number;
+  pid: number;
+  /** "main" or "worker:<script>". */
+  thread: string;
+  threadId: number;
+  seams: string[];
+}
 
 export interface OutcomeRecord {
   at: number;
@@ -21,10 +35,18 @@ export interface OutcomeRecord {
   reason?: string;
   code?: string;
   ms?: number;
+  /** "main" or "worker:<script>" (absent in records written before threads were recorded). */
+  thread?: string;
 }
 
+type Counts = Record<"redeemed" | "shared" | "recovered" | "failed" | "warning", number>;
+
 export interface OutcomeSummary {
-  counts: Record<"redeemed" | "shared" | "recovered" | "failed" | "warning", number>;
+  counts: Counts;
+  /** The same counts per thread label ("main", "worker:prepared-model-catalog.worker.js", …). */
+  byThread: Record<string, Counts>;
+  /** Warnings `unguarded_refresh`: token POSTs seen outside the guard. */
+  unguarded: number;
   last: Partial<Record<"redeemed" | "shared" | "recovered" | "failed", number>>;
   recent: OutcomeRecord[];
   unreadableLines: number;
@@ -62,7 +84,7 @@ export class StatusStore {
   }
 
   record(event: GuardEvent): Promise<void> {
-    const record: OutcomeRecord = { at: this.now(), pid: process.pid, type: event.type, provider: event.provider };
+    const record: OutcomeRecord = { at: this.now(), pid: process.pid, type: event.type, provider: event.provider, thread: THREAD };
     if ("reason" in event) record.reason = event.reason;
     if ("code" in event && event.code !== undefined) record.code = event.code;
     if ("ms" in event) record.ms = event.ms;
@@ -123,12 +145,50 @@ export class StatusStore {
     }
   }
 
+  /** Notes that this thread's seams attached (one line per thread; read back by threads()). */
+  async recordAttached(seams: readonly string[]): Promise<void> {
+    const line: AttachedThread = { at: this.now(), pid: process.pid, thread: THREAD, threadId, seams: [...seams] };
+    const file = join(this.dir, "threads.jsonl");
+    const handle = await fsp.open(file, APPEND_FLAGS, FILE_MODE);
+    try {
+      if (!(await handle.stat()).isFile()) throw new Error(`${file} is not a regular file`);
+      await handle.write(`${JSON.stringify(line)}\n`);
+      if ((await handle.stat()).size > MAX_THREAD_BYTES) await fsp.rename(file, join(this.dir, "threads.1.jsonl"));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** The most recent attach record of each (pid, thread id), newest last, at most `limit`. */
+  async threads(limit = RECENT): Promise<AttachedThread[]> {
+    const latest = new Map<string, AttachedThread>();
+    for (const name of ["threads.1.jsonl", "threads.jsonl"]) {
+      let text: string;
+      try {
+        text = await readRegularFile(join(this.dir, name), MAX_THREAD_BYTES * 4);
+      } catch (error) {
+        if (error instanceof SafeReadError) continue;
+        throw error;
+      }
+      for (const line of text.split("\n")) {
+        const record = parseThread(line);
+        if (record === null) continue;
+        const key = `${record.pid}/${record.threadId}`;
+        latest.delete(key);
+        latest.set(key, record);
+      }
+    }
+    return [...latest.values()].slice(-limit);
+  }
+
   async summary(): Promise<OutcomeSummary> {
     // This process's own outcomes not written yet.
     await this.flush?.catch(() => undefined);
     await Promise.allSettled([...this.writes]);
     const summary: OutcomeSummary = {
       counts: { redeemed: 0, shared: 0, recovered: 0, failed: 0, warning: 0 },
+      byThread: {},
+      unguarded: 0,
       last: {},
       recent: [],
       unreadableLines: 0,
@@ -150,6 +210,10 @@ export class StatusStore {
           continue;
         }
         summary.counts[record.type] += 1;
+        const thread = record.thread ?? "unrecorded";
+        summary.byThread[thread] ??= { redeemed: 0, shared: 0, recovered: 0, failed: 0, warning: 0 };
+        summary.byThread[thread][record.type] += 1;
+        if (record.reason === "unguarded_refresh") summary.unguarded += 1;
         if (record.type !== "warning") summary.last[record.type] = Math.max(summary.last[record.type] ?? 0, record.at);
         summary.recent.push(record);
         if (summary.recent.length > RECENT) summary.recent.shift();
@@ -168,12 +232,39 @@ function parseRecord(line: string): OutcomeRecord | null {
     return null;
   }
   if (!isRecord(parsed)) return null;
-  const { at, pid, type, provider, reason, code, ms } = parsed;
+  const { at, pid, type, provider, reason, code, ms, thread } = parsed;
   if (typeof at !== "number" || typeof pid !== "number" || typeof provider !== "string") return null;
   if (typeof type !== "string" || !(OUTCOME_TYPES as readonly string[]).includes(type)) return null;
   const record: OutcomeRecord = { at, pid, type: type as OutcomeType, provider };
   if (typeof reason === "string") record.reason = reason;
   if (typeof code === "string") record.code = code;
   if (typeof ms === "number") record.ms = ms;
+  if (typeof thread === "string" && THREAD_PATTERN.test(thread)) record.thread = thread;
   return record;
+}
+
+/** Notes in `<statusDir>/threads.jsonl` that this thread's `seams` attached (creates the dir 0700). */
+export async function recordThreadAttached(statusDir: string, seams: readonly string[]): Promise<void> {
+  await ensurePrivateDir(statusDir);
+  await new StatusStore(statusDir).recordAttached(seams);
+}
+
+/** What a thread label may look like (a file name; nothing that could break a status line). */
+const THREAD_PATTERN = /^(main|worker:[\w.@+-]{1,120})$/;
+const THREAD = threadLabel();
+
+function parseThread(line: string): AttachedThread | null {
+  if (line === "") return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (!isRecord(parsed)) return null;
+  const { at, pid, thread, threadId: id, seams } = parsed;
+  if (typeof at !== "number" || typeof pid !== "number" || typeof id !== "number") return null;
+  if (typeof thread !== "string" || !THREAD_PATTERN.test(thread)) return null;
+  if (!Array.isArray(seams) || !seams.every((seam) => typeof seam === "string" && /^[\w-]{1,40}$/.test(seam))) return null;
+  return { at, pid, thread, threadId: id, seams: seams as string[] };
 }

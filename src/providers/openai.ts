@@ -21,8 +21,13 @@ export const openai: Provider = {
   id: "openai-codex",
   aliases: ["openai"],
   tokenUrl: OPENAI_TOKEN_URL,
+  alsoTokenUrls: [],
+  // 401 { error: { code: "refresh_token_reused" | … } }; a reuse kills only the token presented
+  // (nothing public says the family goes too), so a sibling of the same identity can take over.
+  spentStatus: 401,
   spentCodes: [REUSED, INVALIDATED, EXPIRED],
   reusedCode: REUSED,
+  reuseRecoverable: true,
   identityOf: openAiIdentity,
   loginCommand: (providerId) => `openclaw models auth login --provider ${providerId}`,
   files: [

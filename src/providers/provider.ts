@@ -42,11 +42,27 @@ export interface Provider {
   readonly id: string;
   /** Other ids hosts use for the same login (2026.6+ call `openai-codex` `openai`). */
   readonly aliases: readonly string[];
+  /** The token endpoint (the config's default `tokenUrl`, shown by status). */
   readonly tokenUrl: string;
-  /** Error codes of a 401 that mean the refresh token can never be redeemed again. */
+  /**
+   * Other places the host may POST this provider's refresh grant to: exact URLs, or patterns with a
+   * `*` for the leftmost host labels and/or a trailing `/*` for any path (xAI's endpoint is
+   * discovered: `https://*.x.ai/*`). Only POSTs carrying `grant_type=refresh_token` are guarded;
+   * everything else to these places (discovery GETs, logins) passes through untouched.
+   */
+  readonly alsoTokenUrls: readonly string[];
+  /** The HTTP status of the endpoint's answer to a spent refresh token (OpenAI 401, xAI and Anthropic 400). */
+  readonly spentStatus: number;
+  /** Error codes of a `spentStatus` answer that mean the refresh token can never be redeemed again. */
   readonly spentCodes: readonly string[];
   /** Of those, the one a concurrent twin's redemption produces (worth a short wait for its journal entry). */
   readonly reusedCode: string;
+  /**
+   * Whether a token spent outside the guard can be recovered from a sibling of the same identity.
+   * False where a reuse revokes the whole token family (xAI, Anthropic): every copy is dead, so
+   * recovery adopts nothing and only reports; prevention is all the guard can do.
+   */
+  readonly reuseRecoverable: boolean;
   /** Who an access or id token belongs to; empty when it says nothing. */
   identityOf(token: string): Identity;
   /** The command that fixes a lost login. */

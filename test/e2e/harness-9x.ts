@@ -11,11 +11,22 @@
 // - probes name provider `openai` and own the whole state dir, so concurrency comes from state dirs.
 import { execFileSync } from "node:child_process";
 import { chmod, copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import type { Server } from "node:https";
 import { createRequire } from "node:module";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 
-import type { Credential } from "../support/token-endpoint-server.ts";
-import { type CliRun, type HostWorld, type OAuthProfile, PLUGIN_ID, parseJsonOutput } from "./harness.ts";
+import type { TestTls } from "../support/tls.ts";
+import { type Credential, StandInEndpoint } from "../support/token-endpoint-server.ts";
+import {
+  type CliRun,
+  type CodexStandIn,
+  type HostWorld,
+  type OAuthProfile,
+  PLUGIN_ID,
+  parseJsonOutput,
+  RESPONSES_PATH,
+} from "./harness.ts";
 
 /** Terminal colour codes in the host's output (ESC [ … m). */
 const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
@@ -330,6 +341,7 @@ export async function readCodexAuth(home: string): Promise<CodexAuthFile> {
 
 export interface GatewayRun {
   pid: number;
+  port: number;
   /** Everything it printed so far. */
   output(): string;
   stop(): Promise<void>;
@@ -353,9 +365,9 @@ export async function freePort(): Promise<number> {
  * group (it starts a spawn broker), until it prints "ready". The fetch observer writes its report
  * every second while it runs.
  */
-export async function startGateway(world: HostWorld, timeoutMs = 180_000): Promise<GatewayRun> {
+export async function startGateway(world: HostWorld, timeoutMs = 180_000, port?: number): Promise<GatewayRun> {
   const { spawn } = await import("node:child_process");
-  const port = await freePort();
+  port ??= await freePort();
   const env = world.cliEnv({ env: { RG_FETCH_REPORT_EVERY_MS: "1000" } });
   const child = spawn(
     world.host.nodeBin,
@@ -387,5 +399,109 @@ export async function startGateway(world: HostWorld, timeoutMs = 180_000): Promi
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  return { pid: child.pid!, output: () => output, stop };
+  return { pid: child.pid!, port, output: () => output, stop };
+}
+
+/**
+ * Writes gateway.mode local, gateway.port and gateway.auth.mode none into the world's config, so
+ * that `openclaw agent` (which hands the turn to the gateway through its `agent` RPC) finds it.
+ */
+export async function configureGateway(world: HostWorld, port: number): Promise<void> {
+  const value = JSON.stringify({ mode: "local", port, bind: "loopback", auth: { mode: "none" } });
+  const run = await world.cli(["config", "set", "gateway", value, "--strict-json"]);
+  if (run.code !== 0) throw new Error(`openclaw config set gateway failed:\n${run.stderr.slice(-2000)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real agent turns through a gateway
+
+/** What a Codex model turn streams back (the host accepts nothing shorter as a completed reply). */
+export function responsesSse(text: string): string {
+  const item = { type: "message", id: "msg_1", role: "assistant" };
+  const events: Record<string, unknown>[] = [
+    { type: "response.created", response: { id: "resp_1", status: "in_progress", output: [] } },
+    { type: "response.output_item.added", output_index: 0, item: { ...item, status: "in_progress", content: [] } },
+    { type: "response.content_part.added", item_id: "msg_1", output_index: 0, content_index: 0, part: { type: "output_text", text: "" } },
+    { type: "response.output_text.delta", item_id: "msg_1", output_index: 0, content_index: 0, delta: text },
+    { type: "response.output_text.done", item_id: "msg_1", output_index: 0, content_index: 0, text },
+    {
+      type: "response.output_item.done",
+      output_index: 0,
+      item: { ...item, status: "completed", content: [{ type: "output_text", text, annotations: [] }] },
+    },
+    {
+      type: "response.completed",
+      response: {
+        id: "resp_1",
+        status: "completed",
+        output: [{ ...item, status: "completed", content: [{ type: "output_text", text, annotations: [] }] }],
+        usage: { input_tokens: 10, output_tokens: 1, total_tokens: 11 },
+      },
+    },
+  ];
+  return events.map((event) => `event: ${String(event.type)}\ndata: ${JSON.stringify(event)}\n\n`).join("");
+}
+
+/** `openclaw agent --agent main --message <message> --json` against the world's running gateway. */
+export async function agentTurn(
+  world: HostWorld,
+  message: string,
+  timeoutMs = 240_000,
+): Promise<{ run: CliRun; ok: boolean; text: string }> {
+  const run = await world.cli(["agent", "--agent", "main", "--message", message, "--json", "--timeout", "180"], { timeoutMs });
+  const text = run.stdout.replace(ANSI_COLOUR, "");
+  return { run, ok: run.code === 0, text };
+}
+
+export const MODELS_PATH = "/backend-api/codex/models";
+
+/**
+ * The token endpoint plus what a real agent turn of 2026.9.6 needs from chatgpt.com: the model list
+ * (`GET /backend-api/codex/models`), a 404 to the WebSocket upgrade (the host then posts SSE), and
+ * the full Responses SSE sequence answering `reply` to a valid bearer. HTTPS on `address`:443.
+ */
+export async function startAgentStandIn(
+  tls: TestTls,
+  address: string,
+  options: { reply: string; accessLifetimeSec?: number },
+): Promise<CodexStandIn> {
+  const modelCalls = { ok: 0, denied: 0 };
+  const server: StandInEndpoint = new StandInEndpoint({
+    tls: { key: tls.key, cert: tls.cert },
+    host: address,
+    port: 443,
+    ...(options.accessLifetimeSec !== undefined ? { accessLifetimeSec: options.accessLifetimeSec } : {}),
+    route: (req, res) => {
+      const path = (req.url ?? "").split("?")[0];
+      if (req.method === "GET" && path === MODELS_PATH) {
+        res
+          .writeHead(200, { "content-type": "application/json" })
+          .end(JSON.stringify({ models: [{ slug: "gpt-6-astra", visibility: "list", show_in_picker: true, context_window: 272000 }] }));
+        return true;
+      }
+      if (req.method !== "POST" || path !== RESPONSES_PATH) return false;
+      const authorization = req.headers.authorization ?? "";
+      const access = authorization.startsWith("Bearer ") ? authorization.slice("Bearer ".length) : "";
+      if (!server.accessValid(access)) {
+        modelCalls.denied += 1;
+        res.writeHead(401, { "content-type": "application/json" }).end(
+          JSON.stringify({
+            error: { message: "Your authentication token is not valid.", type: "invalid_request_error", code: "invalid_api_key" },
+          }),
+        );
+        return true;
+      }
+      modelCalls.ok += 1;
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      res.end(responsesSse(options.reply));
+      return true;
+    },
+  });
+  await server.start();
+  // The host tries a WebSocket first; a 404 sends it to SSE.
+  const https = (server as unknown as { server: Server }).server;
+  https.on("upgrade", (_req, socket: Socket) => {
+    socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+  });
+  return { server, modelCalls, stop: () => server.stop() };
 }

@@ -1,11 +1,11 @@
-// `node --import <this file>` preload: resolve the OpenAI hosts to loopback.
+// `node --import <this file>` preload: resolve the providers' hosts (OpenAI, xAI, Anthropic) to the stand-in.
 //
 // Patches node:dns `lookup` (callback form, `all: true`, and util.promisify via the
 // custom symbol) and node:dns/promises `lookup` so that the listed hosts resolve to
 // 127.0.0.1. Everything else goes to the real resolver.
 //
 // Env:
-//   RG_DNS_HOSTS    comma-separated host names (default "auth.openai.com,chatgpt.com")
+//   RG_DNS_HOSTS    comma-separated host names (default: DEFAULT_HOSTS below)
 //   RG_DNS_ADDRESS  address to answer (default "127.0.0.1")
 //   RG_DNS_DEBUG=1  log each answered lookup to stderr
 //
@@ -17,8 +17,21 @@ import dnsPromises from "node:dns/promises";
 import { syncBuiltinESMExports } from "node:module";
 import { promisify } from "node:util";
 
+// OpenAI's token and Codex endpoints; xAI's issuer (discovery and token), API and OAuth model proxy; Anthropic's
+// token endpoints (today's and the older console one) and API.
+const DEFAULT_HOSTS = [
+  "auth.openai.com",
+  "chatgpt.com",
+  "auth.x.ai",
+  "api.x.ai",
+  "cli-chat-proxy.grok.com",
+  "platform.claude.com",
+  "console.anthropic.com",
+  "api.anthropic.com",
+].join(",");
+
 const hosts = new Set(
-  (process.env.RG_DNS_HOSTS ?? "auth.openai.com,chatgpt.com")
+  (process.env.RG_DNS_HOSTS ?? DEFAULT_HOSTS)
     .split(",")
     .map((h) => h.trim().toLowerCase())
     .filter(Boolean),

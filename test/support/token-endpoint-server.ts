@@ -1,6 +1,9 @@
-// A stand-in for OpenAI's OAuth token endpoint that follows its rotation rules: every refresh
-// token redeems exactly once; presenting it again answers 401 `refresh_token_reused` (the exact
-// body OpenAI sends); an unknown or revoked token answers 401 `refresh_token_invalidated`.
+// A stand-in for an OAuth token endpoint that follows its provider's rotation rules: every refresh
+// token redeems exactly once. OpenAI (the default dialect): presenting it again answers 401
+// `refresh_token_reused` (the exact body OpenAI sends); an unknown or revoked token answers 401
+// `refresh_token_invalidated`. xAI and Anthropic (`dialect`): a reuse answers 400 `invalid_grant`
+// and revokes the whole token family (every refresh and access token of that login), after which
+// every token of it answers the same 400; xAI also serves its OpenID discovery document.
 // Options: latency, access-token lifetime, family revocation (a reuse also revokes every
 // descendant, as some reports say OpenAI does), injected faults, and counters. Used by the tests,
 // the demo and the benchmark, over real HTTP or HTTPS on loopback.
@@ -29,6 +32,21 @@ export const INVALIDATED_BODY = JSON.stringify({
     code: "refresh_token_invalidated",
   },
 });
+
+/** xAI's token endpoint as its discovery document names it today, and the legacy one a stored credential may name. */
+export const XAI_TOKEN_PATH = "/oauth2/token";
+export const XAI_LEGACY_TOKEN_PATH = "/oauth/token";
+export const XAI_DISCOVERY_PATH = "/.well-known/openid-configuration";
+export const XAI_ISSUER = "https://auth.x.ai";
+export const ANTHROPIC_TOKEN_PATH = "/v1/oauth/token";
+
+/** xAI's answer to a reused, revoked or unknown refresh token. */
+export const XAI_REVOKED_BODY = JSON.stringify({ error: "invalid_grant", error_description: "Refresh token has been revoked" });
+/** Anthropic's answer to a reused, revoked, expired or unknown refresh token: one body for all. */
+export const ANTHROPIC_INVALID_BODY = JSON.stringify({ error: "invalid_grant", error_description: "Refresh token not found or invalid" });
+
+/** Whose rules the stand-in follows. */
+export type Dialect = "openai" | "xai" | "anthropic";
 
 /** What the next token request gets instead of a normal answer (the token is not consumed). */
 export type Fault =
@@ -62,6 +80,8 @@ export interface StandInOptions {
   now?: () => number;
   /** Pad every issued id token to at least this many bytes (a large id_token, as some logins carry). */
   idTokenBytes?: number;
+  /** Whose rules to follow (default "openai"). xAI and Anthropic always revoke the whole family on reuse. */
+  dialect?: Dialect;
 }
 
 /** Who a login belongs to inside its account (a team workspace has many users per account id). */
@@ -92,6 +112,8 @@ export interface Counters {
 }
 
 interface RefreshRecord {
+  /** The login this token descends from: a family revocation kills every token of it. */
+  family: string;
   accountId: string;
   userId: string;
   email: string;
@@ -104,6 +126,10 @@ export class StandInEndpoint {
   readonly counters: Counters = { requests: 0, redemptions: 0, reuses: 0, invalid: 0, faults: 0 };
   private readonly refreshes = new Map<string, RefreshRecord>();
   private readonly accesses = new Map<string, { expires: number; refresh: string }>();
+  /** Families revoked by a reuse (xAI, Anthropic): none of their tokens works again. */
+  private readonly revokedFamilies = new Set<string>();
+  /** Requests per path that are not token redemptions (discovery GETs, model calls). */
+  readonly otherRequests = new Map<string, number>();
   private readonly faults: Fault[] = [];
   private readonly idTokens = new Set<string>();
   private readonly sockets = new Set<Socket>();
@@ -134,7 +160,7 @@ export class StandInEndpoint {
     this.server = server;
     const address = server.address() as AddressInfo;
     this.port = address.port;
-    this.url = `${this.options.tls ? "https" : "http"}://${address.address}:${address.port}${TOKEN_PATH}`;
+    this.url = `${this.options.tls ? "https" : "http"}://${address.address}:${address.port}${this.tokenPaths()[0]}`;
     return this;
   }
 
@@ -148,8 +174,8 @@ export class StandInEndpoint {
   issue(accountId = "acct-test", lifetimeSec = this.options.accessLifetimeSec ?? 3600, login: LoginUser = {}): Credential {
     const userId = login.user ?? `user-${accountId}`;
     const email = login.email ?? `${userId}@example.test`;
-    const refresh = `rt_${randomBytes(24).toString("base64url")}`;
-    const record: RefreshRecord = { accountId, userId, email, state: "live" };
+    const refresh = this.newRefreshToken();
+    const record: RefreshRecord = { family: refresh, accountId, userId, email, state: "live" };
     this.refreshes.set(refresh, record);
     return this.mint(record, refresh, lifetimeSec);
   }
@@ -179,7 +205,8 @@ export class StandInEndpoint {
   accessValid(access: string): boolean {
     const record = this.accesses.get(access);
     if (!record || record.expires <= this.now()) return false;
-    return this.refreshes.get(record.refresh)?.state !== "revoked";
+    const refresh = this.refreshes.get(record.refresh);
+    return refresh !== undefined && refresh.state !== "revoked" && !this.revokedFamilies.has(refresh.family);
   }
 
   /** Every access, refresh and id token this server ever issued: what must never appear in output. */
@@ -189,12 +216,57 @@ export class StandInEndpoint {
 
   /** Can this refresh token still be redeemed? */
   refreshLive(refresh: string): boolean {
-    return this.refreshes.get(refresh)?.state === "live";
+    const record = this.refreshes.get(refresh);
+    return record?.state === "live" && !this.revokedFamilies.has(record.family);
+  }
+
+  /** Has a reuse revoked the family of this refresh token (xAI, Anthropic)? */
+  familyRevoked(refresh: string): boolean {
+    const record = this.refreshes.get(refresh);
+    return record !== undefined && this.revokedFamilies.has(record.family);
+  }
+
+  get dialect(): Dialect {
+    return this.options.dialect ?? "openai";
+  }
+
+  /** The paths that redeem a refresh token (xAI: today's and the legacy one). */
+  tokenPaths(): string[] {
+    if (this.dialect === "xai") return [XAI_TOKEN_PATH, XAI_LEGACY_TOKEN_PATH];
+    if (this.dialect === "anthropic") return [ANTHROPIC_TOKEN_PATH];
+    return [TOKEN_PATH];
+  }
+
+  private newRefreshToken(): string {
+    const random = randomBytes(24).toString("base64url");
+    return this.dialect === "anthropic" ? `sk-ant-ort01-${random}` : `rt_${random}`;
   }
 
   private mint(login: RefreshRecord, refresh: string, lifetimeSec: number): Credential {
     const { accountId, userId, email } = login;
     const expires = this.now() + lifetimeSec * 1000;
+    if (this.dialect === "anthropic") {
+      // Anthropic's OAuth access tokens are opaque (sk-ant-oat01-…) and there is no id token: nothing in them names the user.
+      const access = `sk-ant-oat01-${randomBytes(32).toString("base64url")}`;
+      this.accesses.set(access, { expires, refresh });
+      return { access, refresh, idToken: "", expires, accountId, userId, email };
+    }
+    if (this.dialect === "xai") {
+      // xAI's access and id tokens are JWTs naming the user (sub) and the email.
+      const iat = Math.floor(this.now() / 1000);
+      const access = jwt({
+        iss: XAI_ISSUER,
+        sub: userId,
+        email,
+        iat,
+        exp: Math.floor(expires / 1000),
+        jti: randomBytes(8).toString("hex"),
+      });
+      const idToken = jwt({ iss: XAI_ISSUER, sub: userId, email, name: userId, iat, jti: randomBytes(8).toString("hex") });
+      this.accesses.set(access, { expires, refresh });
+      this.idTokens.add(idToken);
+      return { access, refresh, idToken, expires, accountId, userId, email };
+    }
     // Like OpenAI's: the access token names the user (sub, chatgpt_user_id) and the account; the
     // id token names the user and the email.
     const access = jwt({
@@ -215,25 +287,53 @@ export class StandInEndpoint {
   private redeem(
     refresh: string,
     lifetimeSec = this.options.accessLifetimeSec ?? 3600,
-  ): { status: 200; credential: Credential } | { status: 401; body: string } {
+  ): { status: 200; credential: Credential } | { status: 400 | 401; body: string } {
     const record = this.refreshes.get(refresh);
-    if (!record || record.state === "revoked") {
+    const dialect = this.dialect;
+    if (!record || record.state === "revoked" || this.revokedFamilies.has(record.family)) {
       this.counters.invalid += 1;
-      return { status: 401, body: INVALIDATED_BODY };
+      return dialect === "openai" ? { status: 401, body: INVALIDATED_BODY } : { status: 400, body: this.invalidGrantBody() };
     }
     if (record.state === "spent") {
       this.counters.reuses += 1;
+      if (dialect !== "openai") {
+        // xAI and Anthropic: a reused token revokes the grant, i.e. every token of the login.
+        this.revokedFamilies.add(record.family);
+        return { status: 400, body: this.invalidGrantBody() };
+      }
       if (this.options.familyRevocation) this.revokeDescendants(refresh);
       return { status: 401, body: REUSED_BODY };
     }
     record.state = "spent";
-    const next = `rt_${randomBytes(24).toString("base64url")}`;
+    const next = this.newRefreshToken();
     record.child = next;
-    const successor: RefreshRecord = { accountId: record.accountId, userId: record.userId, email: record.email, state: "live" };
+    const successor: RefreshRecord = {
+      family: record.family,
+      accountId: record.accountId,
+      userId: record.userId,
+      email: record.email,
+      state: "live",
+    };
     this.refreshes.set(next, successor);
     this.counters.redemptions += 1;
     const credential = this.mint(successor, next, lifetimeSec);
     return { status: 200, credential };
+  }
+
+  private invalidGrantBody(): string {
+    return this.dialect === "xai" ? XAI_REVOKED_BODY : ANTHROPIC_INVALID_BODY;
+  }
+
+  /** xAI's OpenID discovery document, naming the token endpoint on auth.x.ai. */
+  private discoveryDocument(): string {
+    return JSON.stringify({
+      issuer: XAI_ISSUER,
+      authorization_endpoint: `${XAI_ISSUER}/oauth2/auth`,
+      device_authorization_endpoint: `${XAI_ISSUER}/oauth2/device/code`,
+      token_endpoint: `${XAI_ISSUER}${XAI_TOKEN_PATH}`,
+      jwks_uri: `${XAI_ISSUER}/.well-known/jwks.json`,
+      grant_types_supported: ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
+    });
   }
 
   private revokeDescendants(refresh: string): void {
@@ -251,8 +351,14 @@ export class StandInEndpoint {
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString("utf8");
     if (this.options.route?.(req, res, body)) return;
-    const path = (req.url ?? "").split("?")[0];
-    if (req.method !== "POST" || path !== TOKEN_PATH) {
+    const path = (req.url ?? "").split("?")[0] ?? "";
+    if (this.dialect === "xai" && req.method === "GET" && path === XAI_DISCOVERY_PATH) {
+      this.otherRequests.set(path, (this.otherRequests.get(path) ?? 0) + 1);
+      res.writeHead(200, { "content-type": "application/json" }).end(this.discoveryDocument());
+      return;
+    }
+    if (req.method !== "POST" || !this.tokenPaths().includes(path)) {
+      this.otherRequests.set(`${req.method} ${path}`, (this.otherRequests.get(`${req.method} ${path}`) ?? 0) + 1);
       res.writeHead(404, { "content-type": "application/json" }).end('{"error":"not_found"}');
       return;
     }
@@ -272,20 +378,21 @@ export class StandInEndpoint {
       return;
     }
     const result = this.redeem(refresh);
-    if (result.status === 401) {
-      res.writeHead(401, { "content-type": "application/json" }).end(result.body);
+    if (result.status !== 200) {
+      res.writeHead(result.status, { "content-type": "application/json" }).end(result.body);
       return;
     }
     const { credential } = result;
-    res.writeHead(200, { "content-type": "application/json" }).end(
-      JSON.stringify({
-        access_token: credential.access,
-        refresh_token: credential.refresh,
-        id_token: credential.idToken,
-        expires_in: this.options.accessLifetimeSec ?? 3600,
-        token_type: "Bearer",
-      }),
-    );
+    const answer: Record<string, unknown> = {
+      access_token: credential.access,
+      refresh_token: credential.refresh,
+      expires_in: this.options.accessLifetimeSec ?? 3600,
+      token_type: "Bearer",
+    };
+    if (this.dialect !== "anthropic") answer.id_token = credential.idToken;
+    // Anthropic names the account and organization beside the tokens (not in them).
+    if (this.dialect === "anthropic") answer.account = { uuid: credential.accountId, email_address: credential.email };
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
   }
 
   private answerFault(fault: Fault, req: IncomingMessage, res: ServerResponse): void {

@@ -60,7 +60,11 @@ describe("parseConfig", () => {
   });
 
   it.each([
-    [{ providers: { anthropic: { enabled: true } } }, `${CONFIG_ROOT}.providers["anthropic"]`, /unknown provider/],
+    [
+      { providers: { mistral: { enabled: true } } },
+      `${CONFIG_ROOT}.providers["mistral"]`,
+      /unknown provider; refresh-guard guards openai-codex, openai, xai, anthropic/,
+    ],
     [{ providers: { "openai-codex": { enabled: "yes" } } }, `${CONFIG_ROOT}.providers["openai-codex"].enabled`, /true or false/],
     [{ providers: { "openai-codex": true } }, `${CONFIG_ROOT}.providers["openai-codex"]`, /expected an object/],
     [

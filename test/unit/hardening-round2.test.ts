@@ -280,7 +280,10 @@ describe("status text", () => {
         journal: { entries: 0, tombstones: 0, quarantined: 0, bytes: 0 },
         outcomes: { redeemed: 0, shared: 0, recovered: 0, failed: 1, warning: 0 },
         lastOutcomeAt: {},
-        recent: [{ at: "2026-12-07T00:00:00.000Z", type: "failed", provider: evil, reason: evil, code: evil, pid: 1 }],
+        recent: [{ at: "2026-12-07T00:00:00.000Z", type: "failed", provider: evil, reason: evil, code: evil, pid: 1, thread: evil }],
+        threads: { outcomes: { [evil]: { redeemed: 0, shared: 0, recovered: 0, failed: 1, warning: 0 } }, attached: [] },
+        unguardedRefreshes: 0,
+        fencedProfiles: [evil],
       },
     };
     const text = formatStatus(report);

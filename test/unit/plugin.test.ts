@@ -168,4 +168,21 @@ describe("registerRefreshGuard", () => {
       expect(text.includes(secret)).toBe(false);
     }
   });
+
+  it("status lists every enabled provider with its token endpoint, text and JSON", async () => {
+    const { api, commands } = fakeApi({
+      providers: { "openai-codex": { enabled: true }, xai: { enabled: true }, anthropic: { enabled: true } },
+    });
+    registerRefreshGuard(api, { OPENCLAW_STATE_DIR: stateDir, XDG_STATE_HOME: join(stateDir, "xdg") });
+    const report = JSON.parse(await captureStdout(() => commands["refresh-guard status"]!({ json: true })));
+    expect(report.guard.providers).toEqual([
+      { id: "openai-codex", tokenUrl: "https://auth.openai.com/oauth/token" },
+      { id: "xai", tokenUrl: "https://auth.x.ai/oauth2/token" },
+      { id: "anthropic", tokenUrl: "https://platform.claude.com/v1/oauth/token" },
+    ]);
+    const text = await captureStdout(() => commands["refresh-guard status"]!({}));
+    expect(text).toContain(
+      "providers: openai-codex (https://auth.openai.com/oauth/token), xai (https://auth.x.ai/oauth2/token), anthropic (https://platform.claude.com/v1/oauth/token)",
+    );
+  });
 });
