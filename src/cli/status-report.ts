@@ -31,8 +31,8 @@ export interface GuardStatus {
   providers: { id: string; tokenUrl: string }[];
   /** State dirs recovery reads besides this one, and whether they were found ("auto") or listed. */
   siblingStateDirs: { setting: "auto" | "listed"; dirs: string[] };
-  /** Each enabled provider's own credential files (`codex cli auth`), null where not read. */
-  providerFiles: { label: string; path: string | null }[];
+  /** Each enabled provider's own credential files (`codex cli auth`), null where not read; whether each is there. */
+  providerFiles: { label: string; path: string | null; exists?: boolean }[];
   locks: { key: string; pid?: number; ageMs: number }[];
   journal: JournalSize;
   outcomes: Record<OutcomeType, number>;
@@ -91,7 +91,8 @@ export function formatStatus(report: StatusReport): string {
     lines.push(
       `sibling state dirs (${siblings.setting === "auto" ? "found: ~/.openclaw, ~/.openclaw-*" : "listed"}): ${siblings.dirs.length === 0 ? "none" : siblings.dirs.join(", ")}`,
     );
-    for (const file of guard.providerFiles) lines.push(`${file.label}: ${file.path ?? "not read"}`);
+    for (const file of guard.providerFiles)
+      lines.push(`${file.label}: ${file.path === null ? "not read" : `${file.path} (${file.exists ? "present" : "absent"})`}`);
     lines.push(
       `locks: ${guard.locks.length === 0 ? "none held" : guard.locks.map((l) => `${l.key} pid ${l.pid ?? "?"} for ${(l.ageMs / 1000).toFixed(1)} s`).join(", ")}`,
     );
@@ -137,7 +138,31 @@ export function formatStatus(report: StatusReport): string {
       }
     }
   }
-  return `${lines.join("\n")}\n`;
+  // Every field may come from outside (an endpoint's error code, a path): no control character
+  // reaches the terminal (no escape sequence, no clipboard write, no forged line).
+  return `${lines.map(printable).join("\n")}\n`;
+}
+
+/** C0/C1 control characters, line/paragraph separators and bidi overrides. */
+function unprintable(code: number): boolean {
+  return (
+    code <= 0x1f ||
+    (code >= 0x7f && code <= 0x9f) ||
+    code === 0x2028 ||
+    code === 0x2029 ||
+    (code >= 0x202a && code <= 0x202e) ||
+    (code >= 0x2066 && code <= 0x2069)
+  );
+}
+
+/** `text` with every unprintable character shown as a \u escape. */
+function printable(text: string): string {
+  let out = "";
+  for (const char of text) {
+    const code = char.charCodeAt(0);
+    out += unprintable(code) ? `\\u${code.toString(16).padStart(4, "0")}` : char;
+  }
+  return out;
 }
 
 function seamsText(seam: string, seams: readonly string[]): string {

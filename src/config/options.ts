@@ -30,6 +30,8 @@ export interface PathOption {
   defaultText: string;
   /** The default, under the home directory (a provider's file); none = the parser's own default. */
   homePath?: string;
+  /** Where an environment variable names the file's directory instead (`$CODEX_HOME/auth.json`). */
+  envDir?: { variable: string; file: string };
   description: string;
 }
 
@@ -62,7 +64,7 @@ export const OPTIONS: readonly Option[] = [
     path: "guardDir",
     allowFalse: false,
     defaultText:
-      "$XDG_STATE_HOME/openclaw-refresh-guard, else ~/.local/state/openclaw-refresh-guard (one per OS user, shared by all its state dirs)",
+      "$XDG_STATE_HOME/openclaw-refresh-guard (if XDG_STATE_HOME is yours and not group/other-writable), else ~/.local/state/openclaw-refresh-guard (one per OS user, shared by all its state dirs)",
     description: "Locks, journal and status record (created 0700).",
   },
   numberOption(
@@ -95,8 +97,9 @@ export const OPTIONS: readonly Option[] = [
         kind: "path",
         path: file.key,
         allowFalse: true,
-        defaultText: `~/${file.homePath}`,
+        defaultText: file.envDir ? `$${file.envDir.variable}/${file.envDir.file}, else ~/${file.homePath}` : `~/${file.homePath}`,
         homePath: file.homePath,
+        ...(file.envDir ? { envDir: file.envDir } : {}),
         description: file.description,
       }),
     ),

@@ -2,7 +2,8 @@
 // every key but validates none (a host refuses every command while a plugin's config fails its
 // schema), so a problem is reported by this parser, naming its full path in openclaw.json, and the
 // host keeps running. What is allowed comes from the table in options.ts.
-import { homedir } from "node:os";
+import { type Stats, statSync } from "node:fs";
+import { homedir, userInfo } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { DEFAULT_TIMING, type GuardTiming, heartbeatFor } from "../core/timing.ts";
 import { ConfigError } from "../errors/errors.ts";
@@ -44,10 +45,50 @@ export interface ConfigContext {
  */
 export function defaultGuardDir(home: string, env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_STATE_HOME;
-  const base = xdg && isAbsolute(xdg) ? xdg : join(home, ".local", "state");
+  const base = xdg && isAbsolute(xdg) && ownStateHome(xdg) ? xdg : join(home, ".local", "state");
   return join(base, "openclaw-refresh-guard");
 }
 
+/**
+ * XDG_STATE_HOME counts only if this user owns it and nobody else can write it (or it does not
+ * exist yet: then the plugin creates it, private): in a shared one another local user could
+ * create `openclaw-refresh-guard` first and block every refresh.
+ */
+function ownStateHome(dir: string): boolean {
+  let stat: Stats;
+  try {
+    stat = statSync(dir);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOENT";
+  }
+  const uid = process.getuid?.();
+  return stat.isDirectory() && (uid === undefined || stat.uid === uid) && (stat.mode & 0o022) === 0;
+}
+
+/**
+ * This user's home: $HOME when it is an absolute path, else (unset, empty as in some service
+ * units, or relative) the passwd entry, so that no path the plugin derives from it depends on the
+ * working directory.
+ */
+export function userHome(env: NodeJS.ProcessEnv = process.env): string {
+  const home = env.HOME;
+  if (home && isAbsolute(home)) return home;
+  try {
+    const entry = userInfo().homedir;
+    if (entry && isAbsolute(entry)) return entry;
+  } catch {
+    // No passwd entry (a container's arbitrary uid): homedir() is all there is.
+  }
+  const fallback = homedir();
+  return isAbsolute(fallback) ? fallback : resolve("/", fallback);
+}
+
+/** A provider file's default: under the directory its environment variable names (an absolute path), else under home. */
+function providerFileDefault(option: PathOption, home: string, env: NodeJS.ProcessEnv = process.env): string {
+  const dir = option.envDir ? env[option.envDir.variable] : undefined;
+  if (option.envDir && dir && isAbsolute(dir)) return join(dir, option.envDir.file);
+  return join(home, option.homePath ?? "");
+}
 const PROVIDER_KEYS = new Set(["enabled", "tokenUrl"]);
 
 /** Parses `raw` (plugins.entries["refresh-guard"].config); throws ConfigError naming the path. */
@@ -71,12 +112,12 @@ export function parseConfig(raw: unknown, context: ConfigContext): RefreshGuardC
     rejectUnknown(value, keys, `${CONFIG_ROOT}.${group}`);
   }
 
-  const home = context.home ?? homedir();
+  const home = context.home ?? userHome(context.env);
   const timing: GuardTiming = { ...DEFAULT_TIMING };
   const fallbackGuardDir = defaultGuardDir(home, context.env);
   const paths = new Map<string, string | null>([["guardDir", fallbackGuardDir]]);
   for (const option of OPTIONS)
-    if (option.kind === "path" && option.homePath !== undefined) paths.set(option.path, join(home, option.homePath));
+    if (option.kind === "path" && option.homePath !== undefined) paths.set(option.path, providerFileDefault(option, home, context.env));
   let siblingStateDirs: "auto" | string[] = "auto";
   for (const option of OPTIONS) {
     const value = valueAt(config, option.path);

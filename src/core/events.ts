@@ -1,7 +1,14 @@
 // What the guard reports: one event per outcome or problem, as a closed set of reasons, and the
 // one function that turns an event into the `[refresh-guard] event=… key=value` log line.
 
-export type FailureReason = "endpoint_error" | "endpoint_timeout" | "network" | "relogin_required" | "lock_timeout";
+export type FailureReason =
+  | "endpoint_error"
+  | "endpoint_timeout"
+  | "network"
+  | "relogin_required"
+  | "lock_timeout"
+  | "response_too_large"
+  | "deadline";
 
 export type WarningReason =
   | "lock_compromised"
@@ -11,8 +18,10 @@ export type WarningReason =
   | "journal_quarantined"
   | "reuse_raced"
   | "sibling_failed"
+  | "sibling_identity_mismatch"
   | "sibling_unreadable"
   | "sibling_write_back_failed"
+  | "sibling_write_back_skipped"
   | "prune_failed"
   | "late_answer_unjournaled"
   | "backend_unavailable"

@@ -29,6 +29,8 @@ export interface RecoveryCall {
 export interface Recovered {
   set: TokenSet;
   source: string;
+  /** This call's entry is the one journaled (false: another process recovered the same token first). */
+  won: boolean;
 }
 
 export class Recovery {
@@ -62,8 +64,19 @@ export class Recovery {
     for (const candidate of candidates) {
       const set = await this.adoptOrRedeem(candidate, call);
       if (set === null) continue;
+      // What the endpoint returned for the sibling's token says whose it really is (a store's
+      // unsigned claims do not): anyone else's tokens are never handed over, nor journaled here.
+      const returned = this.identityOfTokens(set.accessToken, set.idToken);
+      if (returned === null || !sameIdentity(owner, { ...returned, accountId: returned.accountId ?? set.accountId })) {
+        this.ctx.warn(
+          "sibling_identity_mismatch",
+          `the tokens redeemed for the sibling from ${candidate.source} belong to another identity than the spent token's; discarded`,
+          call.key,
+        );
+        continue;
+      }
       const winner = await this.ctx.coordination.writeEntry(call.key, call.token, set);
-      return { set: winner, source: candidate.source };
+      return { set: winner, source: candidate.source, won: winner === set };
     }
     return null;
   }
@@ -147,19 +160,9 @@ export class Recovery {
       return set;
     }
     try {
-      const set = await call.resolveSibling(candidate.refreshToken);
-      if (set !== null && candidate.onRedeemed !== undefined && set.refreshToken !== candidate.refreshToken) {
-        // The sibling's owner (the Codex CLI) still holds the token just spent: hand it the successor.
-        await candidate
-          .onRedeemed(set)
-          .catch((error: Error) =>
-            ctx.warn(
-              "sibling_write_back_failed",
-              `could not hand the successor back to ${candidate.source}: ${(error as NodeJS.ErrnoException).code ?? error.message}`,
-            ),
-          );
-      }
-      return set;
+      // Redeemed under the lock like any token; the redemption hands the successor to whichever
+      // tool's file still holds the candidate (the Codex CLI's), in the same critical section.
+      return await call.resolveSibling(candidate.refreshToken);
     } catch (error) {
       ctx.warn(
         "sibling_failed",

@@ -6,10 +6,10 @@
 // timer that does not rely on the request honouring its signal.
 
 import { LockCompromisedError, LockTimeoutError } from "../errors/errors.ts";
-import { type BufferedResponse, bufferResponse } from "../oauth/http-buffer.ts";
+import { type BufferedResponse, bufferResponse, ResponseTooLargeError } from "../oauth/http-buffer.ts";
 import { parseTokenResponse, readErrorCode, type TokenSet } from "../oauth/token-wire.ts";
 import type { HeldLock } from "../store/coordination.ts";
-import { MAX_ENTRY_BYTES } from "../store/sealed-entry.ts";
+import { EntryTooLargeError, MAX_RESPONSE_BYTES } from "../store/sealed-entry.ts";
 import { keyLabel } from "../store/token-crypto.ts";
 import type { GuardContext, Redeem } from "./guard-context.ts";
 import type { KeyedMutex } from "./keyed-mutex.ts";
@@ -93,13 +93,17 @@ async function redeemHolding(ctx: GuardContext, lock: HeldLock, key: string, tok
   if (outcome.kind === "timeout" || outcome.kind === "error") {
     const error = outcome.kind === "timeout" ? timeoutError(ctx.timing.requestTimeoutMs) : (outcome.error as Error);
     const timeout = error?.name === "TimeoutError";
-    ctx.fail(
-      key,
-      timeout ? "endpoint_timeout" : "network",
-      timeout
-        ? `token endpoint did not answer within ${ctx.timing.requestTimeoutMs} ms`
-        : `token request failed: ${error?.message ?? String(error)}`,
-    );
+    if (error instanceof ResponseTooLargeError) {
+      ctx.fail(key, "response_too_large", `token endpoint answered more than ${MAX_RESPONSE_BYTES} bytes; the answer was not read`);
+    } else {
+      ctx.fail(
+        key,
+        timeout ? "endpoint_timeout" : "network",
+        timeout
+          ? `token endpoint did not answer within ${ctx.timing.requestTimeoutMs} ms`
+          : `token request failed: ${error?.message ?? String(error)}`,
+      );
+    }
     if (outcome.kind === "timeout") {
       // A request that ignored its abort may still succeed: journal it if it does (first writer wins).
       // A late failure of the request itself is nothing to journal; a journal write that fails is said.
@@ -149,11 +153,25 @@ async function journalSuccess(
   }
   const set = parseTokenResponse(json, ctx.now());
   if (set === null) return null;
+  // A non-rotating answer (the same refresh token back: RFC 6749 allows it; a caching proxy or a
+  // retried request sends it) is handed back but is no chain link: journaled it would make the
+  // token its own successor.
+  if (set.refreshToken === token) return set;
   if (lock.compromised) {
     ctx.warn("lock_compromised", `lock ${keyLabel(key)} was lost during the request; journaling anyway (first writer wins)`, key);
   }
-  const winner = await ctx.coordination.writeEntry(key, token, set);
+  let winner: TokenSet;
+  try {
+    winner = await ctx.coordination.writeEntry(key, token, set);
+  } catch (error) {
+    if (!(error instanceof EntryTooLargeError)) throw error;
+    // Cannot happen within MAX_RESPONSE_BYTES; if it does, the caller still gets its tokens and the log says why others will not.
+    ctx.fail(key, "response_too_large", `${error.message}; handed to this caller only, copies of the spent token will need recovery`);
+    return set;
+  }
   await ctx.stage("journaled");
+  // Still holding the lock: whoever else holds `token` (the Codex CLI's file) gets the successor now.
+  await ctx.handBack(token, winner, key);
   return winner;
 }
 
@@ -165,7 +183,7 @@ type Outcome = { kind: "response"; response: BufferedResponse } | { kind: "error
  */
 function exchangeOnce(ctx: GuardContext, redeem: Redeem, token: string): { outcome: Promise<Outcome>; late: Promise<BufferedResponse> } {
   const controller = new AbortController();
-  const late = (async () => bufferResponse(await redeem(token, controller.signal), MAX_ENTRY_BYTES))();
+  const late = (async () => bufferResponse(await redeem(token, controller.signal), MAX_RESPONSE_BYTES))();
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<Outcome>((resolve) => {
     timer = setTimeout(() => {

@@ -4,7 +4,7 @@
 // (single flight) and walks the redemption chain; redemption.ts redeems under the lock, and
 // recovery.ts looks for a sibling when a token was spent outside the guard.
 
-import { ChainError, ReloginRequiredError } from "../errors/errors.ts";
+import { ChainError, DeadlineError, ReloginRequiredError } from "../errors/errors.ts";
 import { rebuildResponse } from "../oauth/http-buffer.ts";
 import { readErrorCode, type TokenSet, tokenResponseBody } from "../oauth/token-wire.ts";
 import type { Provider } from "../providers/provider.ts";
@@ -17,7 +17,7 @@ import { GuardContext, type Redeem, type Stage } from "./guard-context.ts";
 import { KeyedMutex } from "./keyed-mutex.ts";
 import { Recovery } from "./recovery.ts";
 import { redeemNewest } from "./redemption.ts";
-import { DEFAULT_TIMING, type GuardTiming, LEFTOVER_LOCK_MS, MAX_CHAIN } from "./timing.ts";
+import { DEFAULT_TIMING, type GuardTiming, LEFTOVER_LOCK_MS, MAX_CHAIN, refreshDeadlineMs } from "./timing.ts";
 
 export type { GuardEvent, GuardTiming, Redeem, Stage };
 export { DEFAULT_TIMING };
@@ -68,6 +68,7 @@ export class RefreshGuard {
       now: options.now ?? Date.now,
       stage: options.stage ?? (() => undefined),
       emit: options.onEvent ?? (() => undefined),
+      handBackTo: options.siblingSources ?? [],
     });
     this.recovery = new Recovery(this.ctx, options.siblingSources ?? []);
   }
@@ -84,7 +85,7 @@ export class RefreshGuard {
     // Aborted before anything was sent: send nothing, like fetch.
     if (signal?.aborted) return Promise.reject(aborted());
     const started = this.ctx.now();
-    const work = this.resolveShared(refreshToken, redeem, started).then((resolved) => this.answer(resolved));
+    const work = this.bounded(refreshToken, this.resolveShared(refreshToken, redeem, started)).then((resolved) => this.answer(resolved));
     if (!signal) return work;
     work.catch(() => undefined);
     return new Promise<Response>((resolve, reject) => {
@@ -92,6 +93,31 @@ export class RefreshGuard {
       signal.addEventListener("abort", onAbort, { once: true });
       work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
     });
+  }
+
+  /** `work`, or a DeadlineError once the refresh's overall deadline has passed (fail closed). */
+  private bounded<T>(token: string, work: Promise<T>): Promise<T> {
+    const deadlineMs = refreshDeadlineMs(this.timing);
+    let reported = false;
+    // One failed event, whichever notices first: the timer, or the resolution's own check.
+    const report = (error: DeadlineError) => {
+      if (reported) return;
+      reported = true;
+      this.ctx.fail(tokenKey(token), "deadline", error.message);
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new DeadlineError(deadlineMs, { provider: this.provider });
+        report(error);
+        reject(error);
+      }, deadlineMs);
+      timer.unref();
+    });
+    work.catch((error: unknown) => {
+      if (error instanceof DeadlineError) report(error);
+    });
+    return Promise.race([work, expired]).finally(() => clearTimeout(timer));
   }
 
   holders(): Promise<LockHolder[]> {
@@ -144,7 +170,11 @@ export class RefreshGuard {
     const chain: string[] = [];
     let latest: TokenSet | null = null;
     let current = token;
+    // Real elapsed time (ctx.now may be a test's clock that jumps).
+    const deadline = performance.now() + refreshDeadlineMs(this.timing);
     for (;;) {
+      // Past the deadline the caller has its DeadlineError already: stop, whatever the journal keeps doing.
+      if (performance.now() > deadline) throw new DeadlineError(refreshDeadlineMs(this.timing), { provider: this.provider });
       const key = tokenKey(current);
       if (chain.includes(key)) throw new ChainError("redemption chain loops", { provider: this.provider });
       chain.push(key);
@@ -158,14 +188,17 @@ export class RefreshGuard {
       chain.pop();
       const firstKey = keyLabel(tokenKey(token));
       if (latest !== null && ctx.isFresh(latest.expiresAt)) {
-        ctx.emit({ type: "shared", provider: this.provider, key: firstKey, hops: chain.length, ms: ctx.now() - started });
+        // A nested resolution (recovery redeeming a sibling's token) is part of the host's one refresh: counted there.
+        if (allowRecovery)
+          ctx.emit({ type: "shared", provider: this.provider, key: firstKey, hops: chain.length, ms: ctx.now() - started });
         return { kind: "set", set: latest, hops: chain.length };
       }
       const result = await redeemNewest(ctx, this.mutex, key, current, redeem);
       if (result.kind === "advanced") continue;
       if (result.kind === "redeemed") {
         this.maybePrune();
-        ctx.emit({ type: "redeemed", provider: this.provider, key: firstKey, hops: chain.length, ms: ctx.now() - started });
+        if (allowRecovery)
+          ctx.emit({ type: "redeemed", provider: this.provider, key: firstKey, hops: chain.length, ms: ctx.now() - started });
         return { kind: "set", set: result.set, hops: chain.length + 1 };
       }
       if (result.kind === "response") {
@@ -175,6 +208,14 @@ export class RefreshGuard {
       // Spent with no successor in the journal: look for one among the siblings, where the provider
       // leaves siblings alive (xAI and Anthropic revoke the whole family: recovery only reports).
       if (allowRecovery) {
+        // Another process may have recovered it meanwhile (it, not this one, counts as "recovered").
+        const recoveredElsewhere = await this.coordination.readEntry(key, current);
+        if (recoveredElsewhere !== null) {
+          chain.push(key);
+          latest = recoveredElsewhere;
+          current = recoveredElsewhere.refreshToken;
+          continue;
+        }
         const recoverable = ctx.provider.reuseRecoverable;
         const recovered = !recoverable
           ? null
@@ -190,17 +231,20 @@ export class RefreshGuard {
               },
             });
         if (recovered !== null) {
-          ctx.emit({ type: "recovered", provider: this.provider, key: keyLabel(key), source: recovered.source, ms: ctx.now() - started });
+          // Only the process whose entry won counts the recovery; one that lost the race shares it.
+          if (recovered.won)
+            ctx.emit({ type: "recovered", provider: this.provider, key: keyLabel(key), source: recovered.source, ms: ctx.now() - started });
+          else ctx.emit({ type: "shared", provider: this.provider, key: firstKey, hops: chain.length + 1, ms: ctx.now() - started });
           return { kind: "set", set: recovered.set, hops: chain.length + 1 };
         }
-        const error = new ReloginRequiredError(
-          this.provider,
-          result.code,
-          recoverable
+        // Only a reuse can be a race between holders; any other spent code (refresh_token_invalidated
+        // on a first refresh after a clean login, an expired token) is a login problem.
+        const detail = !recoverable
+          ? `${this.provider} revokes every token of a login once one is reused, so no copy can take over; the guard marked it spent so no process retries it.`
+          : result.code === ctx.provider.reusedCode
             ? "the guard marked it spent so no process retries it."
-            : `${this.provider} revokes every token of a login once one is reused, so no copy can take over; the guard marked it spent so no process retries it.`,
-          ctx.provider.loginCommand(this.loginProvider),
-        );
+            : "the provider ended this login (not a race between holders of the token); the guard marked it spent so no process retries it.";
+        const error = new ReloginRequiredError(this.provider, result.code, detail, ctx.provider.loginCommand(this.loginProvider));
         ctx.fail(key, "relogin_required", error.message, result.code);
       }
       return { kind: "response", response: rebuildResponse(result.response) };

@@ -34,6 +34,14 @@ export const DEFAULT_TIMING: Readonly<GuardTiming> = {
   pruneIntervalMs: 60 * 60 * 1000,
 };
 
+/**
+ * One refresh's overall bound: the lock wait plus the request. Past it the caller gets a
+ * DeadlineError (fail closed), whatever the journal or the backend keeps doing.
+ */
+export function refreshDeadlineMs(timing: Pick<GuardTiming, "waitTimeoutMs" | "requestTimeoutMs">): number {
+  return timing.waitTimeoutMs + timing.requestTimeoutMs;
+}
+
 /** proper-lockfile refreshes a lock every `staleMs / 2`, at least every second. */
 export function heartbeatFor(staleMs: number): number {
   return Math.max(1000, Math.floor(staleMs / 2));

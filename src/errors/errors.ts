@@ -9,6 +9,7 @@ export const ERR_RELOGIN_REQUIRED = "REFRESH_GUARD_RELOGIN_REQUIRED";
 export const ERR_JOURNAL_CORRUPT = "REFRESH_GUARD_JOURNAL_CORRUPT";
 export const ERR_CHAIN = "REFRESH_GUARD_CHAIN";
 export const ERR_BACKEND_UNAVAILABLE = "REFRESH_GUARD_BACKEND_UNAVAILABLE";
+export const ERR_DEADLINE = "REFRESH_GUARD_DEADLINE";
 
 export type ErrorCode =
   | typeof ERR_LOCK_TIMEOUT
@@ -18,7 +19,8 @@ export type ErrorCode =
   | typeof ERR_RELOGIN_REQUIRED
   | typeof ERR_JOURNAL_CORRUPT
   | typeof ERR_CHAIN
-  | typeof ERR_BACKEND_UNAVAILABLE;
+  | typeof ERR_BACKEND_UNAVAILABLE
+  | typeof ERR_DEADLINE;
 
 export interface ErrorContext {
   provider?: string;
@@ -120,5 +122,17 @@ export class ChainError extends RefreshGuardError {
 export class BackendUnavailableError extends RefreshGuardError {
   constructor(message: string, context: ErrorContext = {}) {
     super(ERR_BACKEND_UNAVAILABLE, `refresh-guard: ${message}`, context);
+  }
+}
+
+/** One refresh took longer than its overall deadline (lock wait + request); it failed closed. */
+export class DeadlineError extends RefreshGuardError {
+  constructor(deadlineMs: number, context: ErrorContext = {}) {
+    super(
+      ERR_DEADLINE,
+      `refresh-guard: the refresh did not complete within ${deadlineMs} ms (lock.waitTimeoutMs + requestTimeoutMs) and failed ` +
+        "closed; the journal or the coordination backend kept it from finishing (see the warnings logged before this).",
+      context,
+    );
   }
 }

@@ -167,10 +167,12 @@ async function guarded(
   input: FetchInput,
   init: RequestInit | undefined,
 ): Promise<Response> {
-  const request = input instanceof Request ? input : null;
-  // A Request of another realm or a polyfill: its body is not ours to read; let fetch have it.
-  if (request === null && isRequestLike(input)) return original(input, init);
-  const headers = new Headers(request?.headers);
+  // A Request of any realm (this one, the host undici's own class, another copy of undici) is read
+  // through clone(), so its body stays unread for whoever sends it; a request-like object without
+  // clone() (a polyfill) is not ours to read: fetch has it.
+  const request = isRequestLike(input) ? input : null;
+  if (request !== null && typeof (request as { clone?: unknown }).clone !== "function") return original(input, init);
+  const headers = new Headers(request ? headersOf(request) : undefined);
   if (init?.headers) {
     for (const [name, value] of new Headers(init.headers)) headers.set(name, value);
   }
@@ -185,18 +187,45 @@ async function guarded(
     const implied = impliedContentType(init?.body ?? null);
     if (implied) headers.set("content-type", implied);
   }
-  // The caller's other options (a proxy dispatcher, keepalive, …) travel with the redemption; the
-  // guard supplies the body, the headers and its own signal (a sent request is never abandoned).
+  // The caller's other options (a proxy dispatcher, keepalive, its redirect mode, …), from the
+  // Request and then from init, travel with the redemption; the guard supplies the body, the
+  // headers and its own signal (a sent request is never abandoned). A redirect: "manual" request
+  // must never follow a 307 and re-send the refresh token to its Location.
+  const options: RequestInit = { ...(request ? requestOptions(request) : {}), ...init };
   const redeem = (refreshToken: string, signal: AbortSignal) =>
     original(url, {
-      ...init,
+      ...options,
       method: "POST",
       headers,
       body: tokenRequest.withRefreshToken(refreshToken),
       signal,
-      redirect: init?.redirect ?? "follow",
+      redirect: options.redirect ?? "follow",
     });
   return guard.refresh(tokenRequest.refreshToken, redeem, { signal: init?.signal ?? request?.signal ?? null });
+}
+
+/** The options a Request carries besides its URL, method, headers, body and signal. */
+function requestOptions(request: Request): RequestInit {
+  const options: Record<string, unknown> = {};
+  for (const name of ["redirect", "credentials", "cache", "mode", "referrer", "referrerPolicy", "integrity", "keepalive"] as const) {
+    const value = (request as unknown as Record<string, unknown>)[name];
+    if (value !== undefined && value !== "") options[name] = value;
+  }
+  // The default referrer is not a value one may pass back in.
+  if (options.referrer === "about:client") delete options.referrer;
+  return options as RequestInit;
+}
+
+/** A Request's headers as pairs (a Headers object of another realm is iterable, not ours). */
+function headersOf(request: Request): [string, string][] {
+  const pairs: [string, string][] = [];
+  const source = request.headers as unknown as Iterable<[string, string]> | Record<string, string>;
+  if (source !== null && typeof (source as Iterable<[string, string]>)[Symbol.iterator] === "function") {
+    for (const [name, value] of source as Iterable<[string, string]>) pairs.push([String(name), String(value)]);
+  } else if (source !== null && typeof source === "object") {
+    for (const [name, value] of Object.entries(source)) pairs.push([name, String(value)]);
+  }
+  return pairs;
 }
 
 function impliedContentType(body: Body | null): string | undefined {
@@ -207,7 +236,7 @@ function impliedContentType(body: Body | null): string | undefined {
 
 /** The request body as text, or null when it is a stream or form data we should not consume. */
 async function readBody(body: Body | null, request: Request | null): Promise<string | null> {
-  if (body === null) return request ? request.clone().text() : null;
+  if (body === null) return request ? (request.clone() as Request).text() : null;
   if (typeof body === "string") return body;
   if (body instanceof URLSearchParams) return body.toString();
   if (body instanceof ArrayBuffer) return Buffer.from(body).toString("utf8");
@@ -245,8 +274,10 @@ export function compileUrlPattern(pattern: string): (url: URL) => boolean {
 }
 
 /**
- * One spelling per endpoint: scheme and host in lower case, no default port, no query or fragment,
- * repeated slashes folded, no trailing slash. Anything that is not an absolute URL stays as it is.
+ * One spelling per endpoint: scheme and host in lower case, no trailing dot on the host, no
+ * default port, percent-encoded unreserved characters decoded (`/oauth/%74oken` is `/oauth/token`),
+ * no query or fragment, repeated slashes folded, no trailing slash. Anything that is not an
+ * absolute URL stays as it is.
  */
 export function normalizeUrl(url: string): string {
   let parsed: URL;
@@ -255,6 +286,14 @@ export function normalizeUrl(url: string): string {
   } catch {
     return url;
   }
-  const path = parsed.pathname.replace(/\/{2,}/g, "/").replace(/\/$/, "");
-  return `${parsed.protocol}//${parsed.host}${path}`;
+  const host = parsed.hostname.replace(/\.+$/, "");
+  const port = parsed.port === "" ? "" : `:${parsed.port}`;
+  const path = parsed.pathname
+    .replace(/%([0-9A-Fa-f]{2})/g, (encoded, hex: string) => {
+      const char = String.fromCharCode(Number.parseInt(hex, 16));
+      return /^[A-Za-z0-9\-._~]$/.test(char) ? char : encoded.toUpperCase();
+    })
+    .replace(/\/{2,}/g, "/")
+    .replace(/\/$/, "");
+  return `${parsed.protocol}//${host}${port}${path}`;
 }

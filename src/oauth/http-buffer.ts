@@ -8,7 +8,7 @@ export interface BufferedResponse {
   body: string;
 }
 
-class ResponseTooLargeError extends Error {
+export class ResponseTooLargeError extends Error {
   readonly code = "ERR_RESPONSE_TOO_LARGE";
   constructor(limit: number) {
     super(`token endpoint answer is larger than ${limit} bytes`);

@@ -2,10 +2,9 @@
 // guarded token URL, opened on first use (so register() stays synchronous and cheap) and cached.
 // The backend comes from coordination-factory.ts, sibling sources from sibling-setup.ts, events go
 // to event-sink.ts; the status command reads through guard-status.ts without opening a guard.
-import { homedir } from "node:os";
 import { join } from "node:path";
 import type { GuardStatus } from "../cli/status-report.ts";
-import type { RefreshGuardConfig } from "../config/parse-config.ts";
+import { type RefreshGuardConfig, userHome } from "../config/parse-config.ts";
 import { formatLine } from "../core/events.ts";
 import { type Redeem, RefreshGuard, type Stage } from "../core/refresh-guard.ts";
 import { BackendUnavailableError, type RefreshGuardError } from "../errors/errors.ts";
@@ -122,7 +121,7 @@ export class GuardRuntime {
       ...(this.deps.loginProvider ? { loginProvider: this.deps.loginProvider(provider) } : {}),
       coordination,
       timing: this.config.timing,
-      siblingSources: siblingSources(this.config, { stateDir: this.deps.stateDir, agentDirs: this.deps.agentDirs ?? [], home: homedir() }),
+      siblingSources: siblingSources(this.config, { stateDir: this.deps.stateDir, agentDirs: this.deps.agentDirs ?? [], home: userHome() }),
       onEvent: this.sink.onEvent,
       ...(this.deps.now ? { now: this.deps.now } : {}),
       ...(this.deps.stage ? { stage: this.deps.stage } : {}),

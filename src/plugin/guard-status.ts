@@ -2,9 +2,9 @@
 // exists, never by opening a guard. A guard dir that does not exist yet is reported empty and is
 // not created; an unsafe one is reported with its fix; Redis is asked through a connection of its
 // own, closed afterwards, so a status command never hangs on it.
-import { homedir } from "node:os";
+import { promises as fsp } from "node:fs";
 import type { GuardStatus } from "../cli/status-report.ts";
-import type { RefreshGuardConfig } from "../config/parse-config.ts";
+import { type RefreshGuardConfig, userHome } from "../config/parse-config.ts";
 import { openClawSqliteStores } from "../siblings/openclaw-sqlite-stores.ts";
 import { resolveSiblingStateDirs } from "../siblings/state-dirs.ts";
 import type { Coordination } from "../store/coordination.ts";
@@ -33,10 +33,21 @@ export async function guardStatus(config: RefreshGuardConfig, sources: StatusSou
     providers: config.providers.map(({ id, tokenUrl }) => ({ id, tokenUrl })),
     siblingStateDirs: {
       setting: config.siblingStateDirs === "auto" ? "auto" : "listed",
-      dirs: await resolveSiblingStateDirs(config.siblingStateDirs, homedir(), sources.stateDir),
+      dirs: await resolveSiblingStateDirs(config.siblingStateDirs, userHome(), sources.stateDir),
     },
-    providerFiles: enabledProviders(config).flatMap((provider) =>
-      provider.files.map((file) => ({ label: file.label, path: config.providerFiles[file.key] ?? null })),
+    providerFiles: await Promise.all(
+      enabledProviders(config).flatMap((provider) =>
+        provider.files.map(async (file) => {
+          const path = config.providerFiles[file.key] ?? null;
+          if (path === null) return { label: file.label, path };
+          // Whether it is there: a file the other tool keeps elsewhere ($CODEX_HOME) shows as absent.
+          const exists = await fsp.stat(path).then(
+            (stat) => stat.isFile(),
+            () => false,
+          );
+          return { label: file.label, path, exists };
+        }),
+      ),
     ),
     locks: [],
     journal: { entries: 0, tombstones: 0, quarantined: 0, bytes: 0 },

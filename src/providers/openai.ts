@@ -34,9 +34,11 @@ export const openai: Provider = {
     {
       key: "codexAuthFile",
       homePath: CODEX_AUTH_FILE,
+      // The Codex CLI keeps its login in $CODEX_HOME (default ~/.codex).
+      envDir: { variable: "CODEX_HOME", file: "auth.json" },
       label: "codex cli auth",
       description:
-        "The Codex CLI's credentials, read when looking for a sibling (and given the successor when the guard redeems a token found there); false to skip.",
+        "The Codex CLI's credentials, read when looking for a sibling, and given the successor whenever the guard redeems a token this file holds; false to skip.",
     },
   ],
   extraSiblingSources: (context) => {

@@ -30,6 +30,8 @@ export interface ProviderFile {
   readonly key: string;
   /** The default path under the home directory (`.codex/auth.json`). */
   readonly homePath: string;
+  /** An environment variable that names the file's directory when set to an absolute path (`CODEX_HOME`). */
+  readonly envDir?: { variable: string; file: string };
   /** Its name in the status text (`codex cli auth`). */
   readonly label: string;
   readonly description: string;

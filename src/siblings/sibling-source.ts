@@ -1,6 +1,6 @@
 // Where recovery looks for a credential that a sibling already obtained when a refresh token turns
 // out to be spent outside the guard. A source reads; only a source that owns a file written by a
-// tool that must keep working (the Codex CLI) may write a successor back to it.
+// tool that must keep working (the Codex CLI) may write a successor back to it (handBack).
 import type { TokenSet } from "../oauth/token-wire.ts";
 
 export interface SiblingCredential {
@@ -16,13 +16,6 @@ export interface SiblingCredential {
   /** Access-token expiry, ms since epoch. */
   expiresAt?: number;
   /**
-   * Called once the guard has redeemed this credential's refresh token (or found its successor in
-   * the journal): the source may hand the successor back to the tool it belongs to, which would
-   * otherwise hold a spent token. Only sources of files another tool owns and expects refreshed
-   * (the Codex CLI's auth.json) set it; OpenClaw's own stores are never written.
-   */
-  onRedeemed?: (successor: TokenSet) => Promise<void>;
-  /**
    * Set on a copy the host has fenced while refreshing it (2026.6+ write a digest of the refresh
    * token in its place): never usable, but when it says it was made from the token being refreshed
    * it tells whose token that is (its account and email), which the token itself does not.
@@ -31,10 +24,20 @@ export interface SiblingCredential {
   fencedFrom?: (refreshToken: string) => boolean;
 }
 
+/** What a hand-back did: wrote the successor, found the spent token not held, or left a changed file alone. */
+export type HandBack = { kind: "written" } | { kind: "not-held" } | { kind: "left"; reason: string };
+
 export interface SiblingSource {
   readonly name: string;
   /** Every credential it holds now. Unreadable parts are skipped, reported through `warn`. */
   load(warn: (message: string) => void): Promise<SiblingCredential[]>;
+  /**
+   * Called in the critical section of every redemption the guard makes (still holding the lock):
+   * if this source's file still holds `spent`, it writes `successor` in its place, so a tool that
+   * owns a copy of the login (the Codex CLI) never goes on with a spent token. Only sources of
+   * files another tool owns and expects refreshed set it; OpenClaw's own stores are never written.
+   */
+  handBack?(spent: string, successor: TokenSet): Promise<HandBack>;
 }
 
 /** A fixed list, for tests and embedders. */

@@ -6,8 +6,23 @@ import type { TokenSet } from "../oauth/token-wire.ts";
 import { open, type Sealed, seal } from "./token-crypto.ts";
 
 export const ENTRY_VERSION = 1;
-/** The largest entry any backend writes or reads back (a 200 with a large id_token fits easily). */
+/** The largest entry any backend writes or reads back. */
 export const MAX_ENTRY_BYTES = 1024 * 1024;
+/**
+ * The largest token endpoint answer the guard reads (a 200 with a 70 KiB id_token fits easily).
+ * Chosen so that every successful answer fits in an entry once sealed: the tokens' text can at
+ * most triple when re-serialized (an invalid UTF-8 byte becomes U+FFFD), base64 adds a third, so
+ * 3 x 224 KiB x 4/3 plus the envelope stays under MAX_ENTRY_BYTES. Only the answer's other fields
+ * (`extra`) can grow more (a number such as 1e20); an entry that would not fit is sealed without them.
+ */
+export const MAX_RESPONSE_BYTES = 224 * 1024;
+
+export class EntryTooLargeError extends Error {
+  constructor() {
+    super(`refresh-guard: the token response is too large to journal (over ${MAX_ENTRY_BYTES} bytes sealed)`);
+    this.name = "EntryTooLargeError";
+  }
+}
 const KEY_PATTERN = /^[0-9a-f]{64}$/;
 
 export function checkKey(key: string): string {
@@ -17,15 +32,12 @@ export function checkKey(key: string): string {
 
 /** The stored text of an entry recording that the token behind `key` was exchanged for `set`. */
 export function sealEntry(key: string, spentToken: string, set: TokenSet, now: number): string {
-  const text = JSON.stringify({
-    v: ENTRY_VERSION,
-    key,
-    createdAt: now,
-    ...seal(spentToken, aad(key, "entry"), JSON.stringify(fromTokenSet(set))),
-  });
-  if (Buffer.byteLength(text) > MAX_ENTRY_BYTES) {
-    throw new Error(`refresh-guard: the token response is too large to journal (over ${MAX_ENTRY_BYTES} bytes)`);
-  }
+  const sealed = (fields: TokenSet) =>
+    JSON.stringify({ v: ENTRY_VERSION, key, createdAt: now, ...seal(spentToken, aad(key, "entry"), JSON.stringify(fromTokenSet(fields))) });
+  let text = sealed(set);
+  // The tokens always fit (MAX_RESPONSE_BYTES); only the answer's other fields can make it too large.
+  if (Buffer.byteLength(text) > MAX_ENTRY_BYTES) text = sealed({ ...set, extra: {} });
+  if (Buffer.byteLength(text) > MAX_ENTRY_BYTES) throw new EntryTooLargeError();
   return text;
 }
 

@@ -68,6 +68,7 @@ export function use9xNetwork(
   world: HostWorld,
   options: { stateHome?: string | undefined; managedProxy?: string | undefined; address?: string } = {},
 ): void {
+  // A test file of its own may pin its own stand-in address, so it can run beside the others.
   world.extraEnv.RG_DNS_ADDRESS = options.address ?? STAND_IN_ADDRESS;
   if (options.stateHome !== undefined) world.extraEnv.XDG_STATE_HOME = options.stateHome;
   if (options.managedProxy !== undefined) {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { GuardEvent, Redeem, RefreshGuard } from "../../src/core/refresh-guard.ts";
 import { ERR_LOCK_TIMEOUT, LockTimeoutError, UnsafeDirectoryError } from "../../src/errors/errors.ts";
-import { type SiblingCredential, staticSiblingSource } from "../../src/siblings/sibling-source.ts";
+import { type SiblingCredential, type SiblingSource, staticSiblingSource } from "../../src/siblings/sibling-source.ts";
 import { type HeldLock, RefreshLocks } from "../../src/store/refresh-lock.ts";
 import { tokenKey } from "../../src/store/token-crypto.ts";
 import { type FileGuard, type FileGuardOptions, openFileGuard } from "../support/file-guard.ts";
@@ -67,6 +67,21 @@ function redeemAt(server: StandInEndpoint): Redeem {
       body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken, client_id: "app_test" }).toString(),
       signal,
     });
+}
+
+/** A holder like the Codex CLI's file: takes the successor of the token it holds. */
+function codexHolder(held: string, handedBack: string[]): SiblingSource {
+  let current = held;
+  return {
+    name: "codex-holder",
+    load: async () => [],
+    handBack: async (spent, successor) => {
+      if (spent !== current) return { kind: "not-held" };
+      current = successor.refreshToken;
+      handedBack.push(successor.refreshToken);
+      return { kind: "written" };
+    },
+  };
 }
 
 function openGuard(options: Partial<FileGuardOptions> = {}): Promise<FileGuard> {
@@ -319,9 +334,9 @@ describe("RefreshGuard.refresh: token spent outside the guard", () => {
         email: credential.email,
         fencedFrom: fenced,
       },
-      { ...sibling("~/.codex/auth.json", codex), onRedeemed: async (next) => void handedBack.push(next.refreshToken) },
+      sibling("~/.codex/auth.json", codex),
     ]);
-    const guard = await openGuard({ siblingSources: [source] });
+    const guard = await openGuard({ siblingSources: [source, codexHolder(codex.refresh, handedBack)] });
 
     const body = await tokens(await guard.refresh(credential.refresh, redeemAt(server)));
     expect(server.refreshLive(body.refresh_token)).toBe(true);
@@ -337,9 +352,9 @@ describe("RefreshGuard.refresh: token spent outside the guard", () => {
     const handedBack: string[] = [];
     const source = staticSiblingSource("stores", () => [
       { source: "other fence", refreshToken: "openclaw-oauth-refresh-fence:v1:y", accountId: "acct-nofence", fencedFrom: () => false },
-      { ...sibling("~/.codex/auth.json", codex), onRedeemed: async (next) => void handedBack.push(next.refreshToken) },
+      sibling("~/.codex/auth.json", codex),
     ]);
-    const guard = await openGuard({ siblingSources: [source] });
+    const guard = await openGuard({ siblingSources: [source, codexHolder(codex.refresh, handedBack)] });
     expect((await guard.refresh(credential.refresh, redeemAt(server))).status).toBe(401);
     expect(handedBack).toEqual([]);
     expect(server.refreshLive(codex.refresh)).toBe(true);

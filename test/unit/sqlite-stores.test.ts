@@ -123,7 +123,7 @@ describe("openClawSqliteStores", () => {
     expect(warnings.join("\n")).not.toContain("rt_secret");
   });
 
-  it("skips a store whose writer holds an exclusive lock, with a warning naming it", async () => {
+  it("reads a store whose writer holds an exclusive lock from a private copy, without waiting for the lock", async () => {
     const a = join(root, "a");
     const path = await sharedStore(a, { "openai:default": oauth("rt_locked") });
     const writer = new DatabaseSync(path);
@@ -133,10 +133,8 @@ describe("openClawSqliteStores", () => {
     try {
       const warnings: string[] = [];
       const credentials = await openClawSqliteStores({ stateDirs: [a], providers: ["openai"] }).load((m) => warnings.push(m));
-      expect(credentials).toEqual([]);
-      expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toContain(`skipped ${path}:`);
-      expect(warnings[0]).not.toContain("rt_locked");
+      expect(credentials.map((credential) => credential.refreshToken)).toEqual(["rt_locked"]);
+      expect(warnings).toEqual([]);
     } finally {
       writer.exec("ROLLBACK");
       writer.close();
@@ -192,11 +190,11 @@ describe("Codex CLI write-back", () => {
     return file;
   }
 
-  it("the credential read from auth.json writes the successor back: same shape, 0600, last_refresh now", async () => {
+  it("the source of auth.json writes the successor back: same shape, same mode, last_refresh now", async () => {
     const file = await codexFile("rt_old");
-    const [credential] = await codexCliAuth(file, openAiIdentity).load(() => undefined);
-    expect(credential?.onRedeemed).toBeTypeOf("function");
-    await credential!.onRedeemed!(successor);
+    const source = codexCliAuth(file, openAiIdentity);
+    expect((await source.load(() => undefined))[0]?.refreshToken).toBe("rt_old");
+    expect(await source.handBack!("rt_old", successor)).toEqual({ kind: "written" });
     const written = JSON.parse(await readFile(file, "utf8"));
     expect(written).toEqual({
       OPENAI_API_KEY: null,
@@ -205,13 +203,14 @@ describe("Codex CLI write-back", () => {
       extra_field: 7,
     });
     expect(Date.now() - Date.parse(written.last_refresh)).toBeLessThan(60_000);
-    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    // The owner's mode is kept.
+    expect((await stat(file)).mode & 0o777).toBe(0o644);
   });
 
   it("leaves the file alone when the Codex CLI has rotated it meanwhile", async () => {
     const file = await codexFile("rt_codex_newer");
     const before = await readFile(file, "utf8");
-    await writeCodexSuccessor(file, "rt_old", successor, openAiIdentity);
+    expect(await writeCodexSuccessor(file, "rt_old", successor, openAiIdentity)).toEqual({ kind: "not-held" });
     expect(await readFile(file, "utf8")).toBe(before);
   });
 });
