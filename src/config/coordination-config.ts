@@ -244,10 +244,12 @@ export function parseCoordination(raw: unknown, root: string): CoordinationConfi
       return { host: match[1] ?? "", port };
     });
   }
+  // Read only with sentinels, but accepted without them: 2026.9.x fills the manifest's default into
+  // every redis section it passes to the plugin.
   if (redis.masterName !== undefined) {
     const name = redis.masterName;
-    if (typeof name !== "string" || name.length === 0 || name.length > 200 || config.sentinels === undefined)
-      throw new ConfigError(at("masterName"), `expected a non-empty string, only used with sentinels, got ${show(name)}`);
+    if (typeof name !== "string" || name.length === 0 || name.length > 200)
+      throw new ConfigError(at("masterName"), `expected a non-empty string of at most 200 characters, got ${show(name)}`);
     config.masterName = name;
   }
   const acks = redis.replicaAcks ?? (config.sentinels !== undefined ? 1 : 0);

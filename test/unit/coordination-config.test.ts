@@ -1,5 +1,6 @@
 // The coordination section: file by default, Redis settings with their defaults, errors that name
 // the full path, and a password never shown.
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 
 import { redisPassword } from "../../src/config/coordination-config.ts";
@@ -11,7 +12,29 @@ const context = { stateDir: "/state", home: "/home/u" };
 const redis = (settings: Record<string, unknown>) =>
   parseConfig({ coordination: { backend: "redis", redis: settings } }, context).coordination;
 
+/** Fills `schema`'s defaults into the objects `value` has, as 2026.9.x does with a plugin's config. */
+function withSchemaDefaults(schema: Record<string, unknown>, value: unknown): unknown {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return value;
+  const properties = (schema.properties ?? {}) as Record<string, Record<string, unknown>>;
+  const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+  for (const [key, property] of Object.entries(properties)) {
+    if (out[key] === undefined && "default" in property) out[key] = property.default;
+    else if (out[key] !== undefined) out[key] = withSchemaDefaults(property, out[key]);
+  }
+  return out;
+}
+
 describe("coordination config", () => {
+  it("accepts a redis section with the manifest's defaults filled in, as 2026.9.x passes it (no sentinels)", () => {
+    const schema = JSON.parse(readFileSync(new URL("../../openclaw.plugin.json", import.meta.url), "utf8")).configSchema;
+    const given = withSchemaDefaults(schema, {
+      providers: { openai: { enabled: true } },
+      coordination: { backend: "redis", redis: { url: "redis://cache:6379" } },
+    }) as { coordination: { redis: Record<string, unknown> } };
+    expect(given.coordination.redis.masterName).toBe("mymaster");
+    expect(parseConfig(given, context).coordination).toMatchObject({ backend: "redis", url: "redis://cache:6379", replicaAcks: 0 });
+  });
+
   it("defaults to the file backend with no config at all", () => {
     expect(parseConfig(undefined, context).coordination).toEqual({ backend: "file" });
     expect(parseConfig({ coordination: { backend: "file", redis: { url: "redis://ignored" } } }, context).coordination).toEqual({
@@ -53,7 +76,7 @@ describe("coordination config", () => {
     [{ url: "rediss://cache", tlsCertFile: "/c.pem" }, "tlsKeyFile", /go together/],
     [{ url: "redis://cache", sentinels: ["s1"] }, "sentinels[0]", /host:port/],
     [{ url: "redis://cache", sentinels: [] }, "sentinels", /1 to 16/],
-    [{ url: "redis://cache", masterName: "m" }, "masterName", /only used with sentinels/],
+    [{ url: "redis://cache", masterName: "" }, "masterName", /non-empty string/],
     [{ url: "redis://cache", replicaAcks: -1 }, "replicaAcks", /0 to 16/],
     [{ url: "redis://cache", usernameEnv: "a b" }, "usernameEnv", /environment variable/],
   ])("refuses redis %j naming coordination.redis.%s", (settings, field, message) => {
