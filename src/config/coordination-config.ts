@@ -244,14 +244,11 @@ export function parseCoordination(raw: unknown, root: string): CoordinationConfi
       return { host: match[1] ?? "", port };
     });
   }
-  // Read only with sentinels, but accepted without them: 2026.9.x fills the manifest's default into
-  // every redis section it passes to the plugin.
-  if (redis.masterName !== undefined) {
-    const name = redis.masterName;
-    if (typeof name !== "string" || name.length === 0 || name.length > 200)
-      throw new ConfigError(at("masterName"), `expected a non-empty string of at most 200 characters, got ${show(name)}`);
-    config.masterName = name;
-  }
+  // Read only with sentinels, accepted without: 2026.9.x fills the manifest's default into every redis section.
+  const name = redis.masterName ?? config.masterName;
+  if (typeof name !== "string" || name.length === 0 || name.length > 200)
+    throw new ConfigError(at("masterName"), `expected a non-empty string of at most 200 characters, got ${show(name)}`);
+  config.masterName = name;
   const acks = redis.replicaAcks ?? (config.sentinels !== undefined ? 1 : 0);
   if (typeof acks !== "number" || !Number.isInteger(acks) || acks < 0 || acks > 16) {
     throw new ConfigError(at("replicaAcks"), `expected a whole number from 0 to 16, got ${show(acks)}`);
