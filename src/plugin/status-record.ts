@@ -157,14 +157,7 @@ export class StatusStore {
   /** The most recent attach record of each (pid, thread id), newest last, at most `limit`. */
   async threads(limit = RECENT): Promise<AttachedThread[]> {
     const latest = new Map<string, AttachedThread>();
-    for (const name of ["threads.1.jsonl", "threads.jsonl"]) {
-      let text: string;
-      try {
-        text = await readRegularFile(join(this.dir, name), MAX_THREAD_BYTES * 4);
-      } catch (error) {
-        if (error instanceof SafeReadError) continue;
-        throw error;
-      }
+    for (const text of await readRotated(this.dir, "threads", MAX_THREAD_BYTES)) {
       for (const line of text.split("\n")) {
         const record = parseThread(line);
         if (record === null) continue;
@@ -188,15 +181,7 @@ export class StatusStore {
       recent: [],
       unreadableLines: 0,
     };
-    for (const name of ["outcomes.1.jsonl", "outcomes.jsonl"]) {
-      let text: string;
-      try {
-        // Rotation keeps a file near MAX_BYTES; allow a margin for appends that raced the rotation.
-        text = await readRegularFile(join(this.dir, name), MAX_BYTES * 4);
-      } catch (error) {
-        if (error instanceof SafeReadError) continue;
-        throw error;
-      }
+    for (const text of await readRotated(this.dir, "outcomes", MAX_BYTES)) {
       for (const line of text.split("\n")) {
         if (line === "") continue;
         const record = parseRecord(line);
@@ -261,4 +246,20 @@ function parseThread(line: string): AttachedThread | null {
   if (typeof thread !== "string" || !THREAD_PATTERN.test(thread)) return null;
   if (!Array.isArray(seams) || !seams.every((seam) => typeof seam === "string" && /^[\w-]{1,40}$/.test(seam))) return null;
   return { at, pid, thread, threadId: id, seams: seams as string[] };
+}
+
+/**
+ * The texts of `<base>.1.jsonl` and `<base>.jsonl`, older first; a missing or unsafe file is left out.
+ * Rotation keeps a file near `maxBytes`; a margin allows for appends that raced the rotation.
+ */
+async function readRotated(dir: string, base: string, maxBytes: number): Promise<string[]> {
+  const texts: string[] = [];
+  for (const name of [`${base}.1.jsonl`, `${base}.jsonl`]) {
+    try {
+      texts.push(await readRegularFile(join(dir, name), maxBytes * 4));
+    } catch (error) {
+      if (!(error instanceof SafeReadError)) throw error;
+    }
+  }
+  return texts;
 }
